@@ -1,0 +1,613 @@
+"""PRIME's search for failure modes: minimal tag combinations on which a classifier underperforms.
+
+The definition (paper section 3, made exact in DESIGN.md). For each class ``c``: ``D_c`` are the
+samples labelled ``c`` and ``A_c`` their accuracy; ``T_c`` are the tags carried by at least
+``min_tag_count`` samples of ``D_c``. A set ``S`` of 1 to ``max_tags`` (l) tags of ``T_c`` is a
+failure mode when
+
+1. ``|I_S| >= min_size`` (s), where ``I_S`` are the samples of ``D_c`` carrying every tag of ``S``;
+2. ``A_S <= A_c - min_drop`` (a);
+3. ``|S| = 1`` or, for every ``t`` in ``S``, ``A_{S\\t} >= A_S + necessity[|S|]`` (b_|S|).
+
+Comparisons are inclusive with a tolerance of 1e-9 in favour of inclusion.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _engine
+
+__all__ = [
+    "MODE_COLUMNS",
+    "LATTICE_COLUMNS",
+    "DEFAULT_NECESSITY",
+    "find_failure_modes",
+    "tag_lattice",
+    "subset_accuracies",
+    "describe",
+    "modes_to_csv_frame",
+    "modes_from_csv_frame",
+    "write_modes",
+    "read_modes",
+]
+
+logger = logging.getLogger(__name__)
+
+MODE_COLUMNS = (
+    "class",
+    "tags",
+    "n_tags",
+    "size",
+    "accuracy",
+    "class_accuracy",
+    "drop",
+    "necessity_margin",
+    "description",
+)
+LATTICE_COLUMNS = MODE_COLUMNS[:-1] + ("is_failure_mode",)
+DEFAULT_NECESSITY: Mapping[int, float] = {2: 0.10, 3: 0.05, 4: 0.025}
+METHODS = ("exhaustive", "greedy")
+
+
+# ---------------------------------------------------------------------------------------------
+# validation at the boundary
+
+
+@dataclass(frozen=True)
+class _Problem:
+    matrix: np.ndarray  # bool (n, n_tags), columns sorted by name
+    tag_names: np.ndarray  # str (n_tags,)
+    labels: np.ndarray  # object (n,)
+    correct: np.ndarray  # bool (n,)
+    classes: list  # sorted unique labels
+
+
+def _as_bool(values: np.ndarray, argument: str) -> np.ndarray:
+    if values.dtype == bool:
+        return values
+    if values.dtype == object:
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values.ravel()):
+            raise ValueError(f"{argument}: contains missing (NaN/None) values")
+        ok = all(isinstance(v, (bool, np.bool_, Integral, Real)) for v in values.ravel())
+        if not ok:
+            raise TypeError(f"{argument}: values must be boolean or 0/1, found non-numeric values")
+        values = values.astype(float)
+    if not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"{argument}: values must be boolean or 0/1, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
+        raise ValueError(f"{argument}: contains missing (NaN) values")
+    if not np.isin(values, (0, 1)).all():
+        bad = values[~np.isin(values, (0, 1))].ravel()[0]
+        raise ValueError(f"{argument}: values must be boolean or 0/1, found {bad!r}")
+    return values.astype(bool)
+
+
+def _align(series: Any, index: pd.Index, argument: str) -> pd.Series:
+    if isinstance(series, pd.Series):
+        if series.index.has_duplicates:
+            dup = series.index[series.index.duplicated()][0]
+            raise ValueError(f"{argument}: duplicate sample id {dup!r} in the index")
+        if not series.index.equals(index):
+            missing = index.difference(series.index)
+            extra = series.index.difference(index)
+            if len(missing) or len(extra):
+                what = (
+                    f"{len(missing)} id(s) of tags are missing, e.g. {missing[0]!r}"
+                    if len(missing)
+                    else f"{len(extra)} id(s) are not in tags, e.g. {extra[0]!r}"
+                )
+                raise ValueError(f"{argument}: index does not match the ids of tags: {what}")
+            series = series.reindex(index)
+        return series
+    if isinstance(series, (np.ndarray, list, tuple)):
+        arr = np.asarray(series)
+        if arr.ndim != 1 or len(arr) != len(index):
+            raise ValueError(
+                f"{argument}: expected {len(index)} values (one per row of tags), got shape "
+                f"{arr.shape}"
+            )
+        return pd.Series(arr, index=index)
+    raise TypeError(f"{argument}: expected a pandas Series, got {type(series).__name__}")
+
+
+def _validate_data(tags: Any, labels: Any, correct: Any) -> _Problem:
+    if not isinstance(tags, pd.DataFrame):
+        raise TypeError(
+            f"tags: expected a boolean pandas DataFrame (index = sample id, one column per tag), "
+            f"got {type(tags).__name__}"
+        )
+    if tags.index.has_duplicates:
+        dup = tags.index[tags.index.duplicated()][0]
+        raise ValueError(f"tags: duplicate sample id {dup!r} in the index")
+    names = [str(c) for c in tags.columns]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dup_name = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise ValueError(f"tags: duplicate tag name {dup_name!r}")
+    if any(n.strip() == "" for n in names):
+        raise ValueError("tags: tag names must be non-empty strings")
+    matrix = _as_bool(tags.to_numpy(), "tags") if tags.shape[1] else np.zeros(tags.shape, bool)
+    labels = _align(labels, tags.index, "labels")
+    if labels.isna().any():
+        raise ValueError(f"labels: {int(labels.isna().sum())} missing (NaN) label(s)")
+    correct = _align(correct, tags.index, "correct")
+    correct_values = _as_bool(correct.to_numpy(), "correct")
+    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    label_values = labels.to_numpy(dtype=object)
+    classes = _sorted_classes(pd.unique(label_values))
+    return _Problem(
+        matrix=np.ascontiguousarray(matrix[:, order]),
+        tag_names=np.asarray(names, dtype=object)[order],
+        labels=label_values,
+        correct=correct_values,
+        classes=classes,
+    )
+
+
+def _sorted_classes(values: Iterable) -> list:
+    values = list(values)
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
+
+
+def _check_int(value: Any, argument: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{argument}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{argument}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_fraction(value: Any, argument: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{argument}: expected a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{argument}: must lie in [0, 1], got {value}")
+    return float(value)
+
+
+def normalize_necessity(necessity: Any, max_tags: int) -> np.ndarray:
+    """Turn ``{2: b2, 3: b3, ...}`` (or ``(b2, b3, ...)``) into an array indexed by set size."""
+    if isinstance(necessity, Mapping):
+        items = dict(necessity)
+    elif isinstance(necessity, (Sequence, np.ndarray)) and not isinstance(necessity, str):
+        items = {k + 2: v for k, v in enumerate(necessity)}
+    else:
+        raise TypeError(
+            f"necessity: expected a mapping {{2: b2, 3: b3, ...}} or a sequence (b2, b3, ...), "
+            f"got {type(necessity).__name__}"
+        )
+    out = np.zeros(max_tags + 1, dtype=np.float64)
+    for size in range(2, max_tags + 1):
+        if size not in items:
+            raise ValueError(
+                f"necessity: no margin for combinations of {size} tags (max_tags={max_tags} "
+                f"needs sizes 2..{max_tags}); got sizes {sorted(items)}"
+            )
+        out[size] = _check_fraction(items[size], f"necessity[{size}]")
+    return out
+
+
+@dataclass(frozen=True)
+class _Params:
+    min_size: int
+    min_drop: float
+    necessity: np.ndarray
+    max_tags: int
+    min_tag_count: int
+    n_jobs: int
+
+
+def _validate_params(
+    min_size: Any,
+    min_drop: Any,
+    necessity: Any,
+    max_tags: Any,
+    min_tag_count: Any,
+    n_jobs: Any,
+) -> _Params:
+    min_size = _check_int(min_size, "min_size", 1)
+    min_drop = _check_fraction(min_drop, "min_drop")
+    max_tags = _check_int(max_tags, "max_tags", 1)
+    if max_tags > 16:
+        raise ValueError(f"max_tags: at most 16 tags per combination are supported, got {max_tags}")
+    nec = normalize_necessity(necessity, max_tags)
+    if min_tag_count is None:
+        min_tag_count = min_size
+    min_tag_count = _check_int(min_tag_count, "min_tag_count", 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs: expected a non-zero integer (-1 = all cores), got {n_jobs!r}")
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return _Params(min_size, min_drop, nec, max_tags, min_tag_count, int(n_jobs))
+
+
+# ---------------------------------------------------------------------------------------------
+# per-class work
+
+
+@dataclass(frozen=True)
+class _ClassData:
+    label: Any
+    bits: np.ndarray
+    correct: np.ndarray
+    candidates: np.ndarray
+    n: int
+    accuracy: float
+
+
+def _class_data(problem: _Problem, params: _Params) -> list[_ClassData]:
+    out = []
+    for label in problem.classes:
+        rows = problem.labels == label
+        sub = problem.matrix[rows]
+        n = int(rows.sum())
+        counts = sub.sum(axis=0)
+        candidates = np.flatnonzero(counts >= max(params.min_tag_count, params.min_size))
+        acc = float(problem.correct[rows].mean()) if n else float("nan")
+        out.append(
+            _ClassData(
+                label=label,
+                bits=_engine.pack_columns(sub),
+                correct=_engine.pack_columns(problem.correct[rows]),
+                candidates=candidates.astype(np.int64),
+                n=n,
+                accuracy=acc,
+            )
+        )
+    return out
+
+
+def _exhaustive(cd: _ClassData, params: _Params, lattice: bool) -> tuple:
+    return _engine.search_class(
+        cd.bits,
+        cd.correct,
+        cd.candidates,
+        params.min_size,
+        params.max_tags,
+        cd.accuracy - params.min_drop,
+        params.necessity,
+        lattice,
+    )
+
+
+def _greedy(cd: _ClassData, params: _Params, beam_width: int) -> tuple:
+    """Beam search (paper appendix A.6): keep the ``beam_width`` least accurate frequent sets."""
+    limit = cd.accuracy - params.min_drop + _engine.TOL
+    found: dict[tuple, tuple] = {}
+    cands = cd.candidates
+    full = np.full(cd.bits.shape[1], np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+    beam: list[tuple[int, ...]] = [()]
+    for depth in range(1, params.max_tags + 1):
+        scored: dict[tuple, tuple[int, int]] = {}
+        for prefix in beam:
+            row = full.copy()
+            for t in prefix:
+                row &= cd.bits[t]
+            ext = cands[cands > (prefix[-1] if prefix else -1)] if depth == 1 else cands
+            ext = ext[~np.isin(ext, prefix)]
+            sizes, corr = _engine.extend_all(cd.bits, cd.correct, row, ext)
+            for t, n, c in zip(ext[sizes >= params.min_size], sizes[sizes >= params.min_size],
+                               corr[sizes >= params.min_size]):
+                scored[tuple(sorted(prefix + (int(t),)))] = (int(n), int(c))
+        if not scored:
+            break
+        for items, (n, c) in scored.items():
+            acc = c / n
+            if acc <= limit:
+                ok, margin = _engine.check_mode(
+                    cd.bits, cd.correct, np.asarray(items, np.int64), len(items), acc,
+                    params.necessity, False,
+                )
+                if ok:
+                    found[items] = (n, c, margin)
+        ranked = sorted(scored, key=lambda s: (scored[s][1] / scored[s][0], s))
+        beam = ranked[:beam_width]
+    m = len(found)
+    items_arr = np.full((m, params.max_tags), -1, np.int64)
+    sizes = np.empty(m, np.int64)
+    corr = np.empty(m, np.int64)
+    margins = np.empty(m, np.float64)
+    for i, (items, (n, c, margin)) in enumerate(sorted(found.items())):
+        items_arr[i, : len(items)] = items
+        sizes[i], corr[i], margins[i] = n, c, margin
+    return items_arr, sizes, corr, margins, np.ones(m, bool)
+
+
+def _run(
+    problem: _Problem,
+    params: _Params,
+    work: Callable[[_ClassData], tuple],
+    *,
+    lattice: bool,
+    progress: bool,
+) -> pd.DataFrame:
+    data = _class_data(problem, params)
+    if params.n_jobs > 1 and len(data) > 1:
+        with ThreadPoolExecutor(params.n_jobs) as pool:
+            results = list(_progress(pool.map(work, data), len(data), progress))
+    else:
+        results = list(_progress(map(work, data), len(data), progress))
+    frames = [
+        _frame(cd, res, problem.tag_names, lattice, rank)
+        for rank, (cd, res) in enumerate(zip(data, results))
+    ]
+    frames = [f for f in frames if len(f)]
+    columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
+    if not frames:
+        return _empty(columns)
+    out = pd.concat(frames, ignore_index=True)
+    out["_key"] = ["\x00".join(t) for t in out["tags"]]
+    out = out.sort_values(["class_rank", "n_tags", "accuracy", "_key"], kind="stable")
+    out = out.reset_index(drop=True)
+    return out[columns]
+
+
+def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, total=total, desc="classes", unit="class")
+
+
+def _frame(
+    cd: _ClassData, res: tuple, names: np.ndarray, lattice: bool, rank: int
+) -> pd.DataFrame:
+    items, sizes, corr, margins, is_mode = res
+    if len(sizes) == 0:
+        return pd.DataFrame()
+    tags = [tuple(names[row[row >= 0]]) for row in items]
+    acc = corr / sizes
+    frame = pd.DataFrame(
+        {
+            "class": [cd.label] * len(sizes),
+            "tags": tags,
+            "n_tags": (items >= 0).sum(axis=1).astype(np.int64),
+            "size": sizes.astype(np.int64),
+            "accuracy": acc,
+            "class_accuracy": cd.accuracy,
+            "drop": cd.accuracy - acc,
+            "necessity_margin": np.where((items >= 0).sum(axis=1) == 1, np.nan, margins),
+        }
+    )
+    frame["class_rank"] = rank
+    if lattice:
+        frame["is_failure_mode"] = is_mode.astype(bool)
+    else:
+        frame["description"] = [describe(cd.label, t) for t in tags]
+    return frame
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    dtypes = {
+        "class": object,
+        "tags": object,
+        "n_tags": np.int64,
+        "size": np.int64,
+        "accuracy": float,
+        "class_accuracy": float,
+        "drop": float,
+        "necessity_margin": float,
+        "description": object,
+        "is_failure_mode": bool,
+    }
+    return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in columns})
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def describe(cls: Any, tags: Sequence[str]) -> str:
+    """Bag-of-words description of a mode (paper 4.3): ``"a photo of {class} {tag} {tag}..."``."""
+    return " ".join(["a photo of", str(cls), *tags])
+
+
+def find_failure_modes(
+    tags: pd.DataFrame,
+    labels: pd.Series,
+    correct: pd.Series,
+    *,
+    min_size: int = 30,
+    min_drop: float = 0.30,
+    necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
+    max_tags: int = 4,
+    min_tag_count: int | None = None,
+    method: str = "exhaustive",
+    beam_width: int = 10,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Find minimal tag combinations on which the classifier underperforms (PRIME, section 3).
+
+    Parameters
+    ----------
+    tags : DataFrame of bool (or 0/1), shape (n_samples, n_tags)
+        Index = sample id (unique), one column per tag.
+    labels : Series, length n_samples
+        Class of each sample, indexed by sample id (same ids as ``tags``, any order).
+    correct : Series of bool (or 0/1), length n_samples
+        Whether the classifier's prediction is right, indexed by sample id.
+    min_size : int, default 30
+        s: smallest number of samples in a failure mode.
+    min_drop : float, default 0.30
+        a: least drop of accuracy below the class accuracy.
+    necessity : mapping size -> float or sequence (b2, b3, ...), default {2: .10, 3: .05, 4: .025}
+        b_k: for a mode of k tags, removing any tag must raise accuracy by at least b_k.
+        Must cover every size 2..max_tags.
+    max_tags : int, default 4
+        l: most tags in a combination.
+    min_tag_count : int, optional
+        A tag enters a class's vocabulary T_c when at least this many of the class's samples carry
+        it. Default: ``min_size`` (a rarer tag can never reach ``min_size``).
+    method : {"exhaustive", "greedy"}
+        Exhaustive search (default) or the beam search of appendix A.6, whose every output is
+        also an exhaustive output (it may miss modes, never invents one).
+    beam_width : int, default 10
+        Beam width of the greedy search.
+    n_jobs : int, default 1
+        Classes searched in parallel threads (-1: all cores).
+    progress : bool, default False
+        Show a tqdm bar over classes.
+
+    Returns
+    -------
+    DataFrame
+        One row per failure mode with columns ``class, tags, n_tags, size, accuracy,
+        class_accuracy, drop, necessity_margin, description``: ``tags`` is a sorted tuple of tag
+        names, ``drop = class_accuracy - accuracy``, ``necessity_margin = min_t A_{S\\t} - A_S``
+        (NaN for one tag). Rows are ordered by class, number of tags, accuracy, then tags.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad input, before any work, naming the argument.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
+    beam_width = _check_int(beam_width, "beam_width", 1)
+    params = _validate_params(min_size, min_drop, necessity, max_tags, min_tag_count, n_jobs)
+    problem = _validate_data(tags, labels, correct)
+    if method == "greedy":
+
+        def work(cd: _ClassData) -> tuple:
+            return _greedy(cd, params, beam_width)
+    else:
+
+        def work(cd: _ClassData) -> tuple:
+            return _exhaustive(cd, params, False)
+
+    return _run(problem, params, work, lattice=False, progress=progress)
+
+
+def tag_lattice(
+    tags: pd.DataFrame,
+    labels: pd.Series,
+    correct: pd.Series,
+    *,
+    min_size: int = 30,
+    min_drop: float = 0.30,
+    necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
+    max_tags: int = 4,
+    min_tag_count: int | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Every frequent tag combination of every class, with its size and accuracy.
+
+    The whole lattice the exhaustive search walks (combinations of 1..``max_tags`` tags of T_c
+    carried by at least ``min_size`` samples), for inspection. Same arguments as
+    :func:`find_failure_modes`.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``class, tags, n_tags, size, accuracy, class_accuracy, drop, necessity_margin,
+        is_failure_mode``; the rows with ``is_failure_mode`` are exactly the output of
+        :func:`find_failure_modes`. ``necessity_margin`` is computed for every row of 2+ tags.
+    """
+    params = _validate_params(min_size, min_drop, necessity, max_tags, min_tag_count, n_jobs)
+    problem = _validate_data(tags, labels, correct)
+    return _run(
+        problem, params, lambda cd: _exhaustive(cd, params, True), lattice=True, progress=False
+    )
+
+
+def subset_accuracies(
+    tags: pd.DataFrame,
+    labels: pd.Series,
+    correct: pd.Series,
+    *,
+    cls: Any,
+    mode_tags: Sequence[str],
+) -> pd.DataFrame:
+    """Accuracy of class ``cls`` on every subset of ``mode_tags`` (paper Fig. 3 / Table 1).
+
+    Returns
+    -------
+    DataFrame
+        One row per subset, from the empty set (the whole class) to the full mode: columns
+        ``tags`` (sorted tuple), ``n_tags``, ``size``, ``accuracy`` (NaN when size is 0).
+    """
+    problem = _validate_data(tags, labels, correct)
+    if isinstance(mode_tags, str):
+        raise TypeError("mode_tags: expected a sequence of tag names, got a single string")
+    mode_tags = tuple(sorted(str(t) for t in mode_tags))
+    unknown = [t for t in mode_tags if t not in set(problem.tag_names)]
+    if unknown:
+        raise ValueError(f"mode_tags: unknown tag(s) {unknown}")
+    rows = problem.labels == cls
+    if not rows.any():
+        raise ValueError(f"cls: no sample has label {cls!r}")
+    col = {name: i for i, name in enumerate(problem.tag_names)}
+    sub = problem.matrix[rows]
+    ok = problem.correct[rows]
+    records = []
+    for k in range(len(mode_tags) + 1):
+        for subset in itertools.combinations(mode_tags, k):
+            inside = np.ones(len(sub), bool)
+            for t in subset:
+                inside &= sub[:, col[t]]
+            n = int(inside.sum())
+            records.append(
+                {
+                    "tags": subset,
+                    "n_tags": k,
+                    "size": n,
+                    "accuracy": float(ok[inside].mean()) if n else float("nan"),
+                }
+            )
+    return pd.DataFrame.from_records(records)
+
+
+def modes_to_csv_frame(modes: pd.DataFrame) -> pd.DataFrame:
+    """Copy of a mode table with ``tags`` joined by ``" + "`` (the paper's style), for CSV."""
+    out = modes.copy()
+    out["tags"] = [" + ".join(t) for t in out["tags"]]
+    return out
+
+
+def modes_from_csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Inverse of :func:`modes_to_csv_frame`: split ``tags`` on ``" + "`` back into tuples."""
+    missing = [c for c in MODE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"modes: missing column(s) {missing}")
+    out = frame.copy()
+    out["tags"] = [
+        tuple(str(x) for x in t)
+        if isinstance(t, (tuple, list, np.ndarray))
+        else tuple(str(t).split(" + "))
+        for t in out["tags"]
+    ]
+    return out
+
+
+def write_modes(modes: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a mode table atomically: CSV with tags joined by ``" + "``, or Parquet with lists."""
+    from .io import write_table
+
+    if str(path).lower().endswith(".csv"):
+        table = modes_to_csv_frame(modes)
+    else:
+        table = modes.assign(tags=[list(t) for t in modes["tags"]])
+    write_table(table, path, argument="out")
+
+
+def read_modes(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a mode table written by :func:`write_modes` (tags back as sorted tuples)."""
+    from .io import read_table
+
+    return modes_from_csv_frame(read_table(path, argument="modes"))

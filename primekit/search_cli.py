@@ -1,0 +1,102 @@
+"""``primekit search``: failure modes from a samples file and a tag file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from .io import _suffix
+from .samples import load_search_inputs
+from .search import DEFAULT_NECESSITY, _validate_params, find_failure_modes, write_modes
+
+logger = logging.getLogger(__name__)
+
+
+def _necessity(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers like 0.10,0.05,0.025, got {text!r}"
+        ) from None
+
+
+def add_subparser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``primekit search``."""
+    p = subparsers.add_parser(
+        "search",
+        help="find failure modes (minimal tag combinations with an accuracy drop)",
+        description=(
+            "Find PRIME failure modes: for each class, the minimal combinations of tags on whose "
+            "samples the classifier's accuracy drops sharply (paper section 3)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--samples", required=True, metavar="S",
+                   help="CSV/Parquet with columns id, label and correct (0/1) or pred")
+    p.add_argument("--tags", required=True, metavar="T",
+                   help="CSV/Parquet long tag table with columns id, tag[, score]")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="output .csv or .parquet; in CSV the tags are joined by ' + '")
+    p.add_argument("--min-size", type=int, default=30,
+                   help="s: smallest number of samples in a failure mode")
+    p.add_argument("--min-drop", type=float, default=0.30,
+                   help="a: least drop below the class accuracy (0.3 = 30 points)")
+    default_nec = ",".join(str(DEFAULT_NECESSITY[k]) for k in sorted(DEFAULT_NECESSITY))
+    p.add_argument("--necessity", type=_necessity, default=default_nec,
+                   help="b2,b3,b4,...: removing any tag of a k-tag mode must raise accuracy by b_k")
+    p.add_argument("--max-tags", type=int, default=4, help="l: most tags in a combination")
+    p.add_argument("--min-tag-count", type=int, default=None,
+                   help="a tag enters a class's vocabulary T_c when this many of its samples carry "
+                        "it (default: --min-size)")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="a tag is present when its score is >= this")
+    p.add_argument("--method", choices=["exhaustive", "greedy"], default="exhaustive",
+                   help="exhaustive search, or the beam search of appendix A.6")
+    p.add_argument("--beam-width", type=int, default=10, help="beam width of --method greedy")
+    p.add_argument("--n-jobs", type=int, default=-1, help="classes searched in parallel (-1: all cores)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``primekit search`` with parsed arguments."""
+    _suffix(args.out, "--out")
+    necessity = args.necessity
+    if isinstance(necessity, str):
+        necessity = _necessity(necessity)
+    # hyperparameters are checked before any file is read
+    try:
+        _validate_params(
+            args.min_size, args.min_drop, necessity, args.max_tags, args.min_tag_count, args.n_jobs
+        )
+    except (TypeError, ValueError) as exc:
+        name, _, rest = str(exc).partition(":")
+        raise type(exc)(f"--{name.replace('_', '-')}:{rest}") from None
+    if args.beam_width < 1:
+        raise ValueError(f"--beam-width: must be >= 1, got {args.beam_width}")
+    started = time.perf_counter()
+    matrix, labels, correct = load_search_inputs(args.samples, args.tags, threshold=args.threshold)
+    modes = find_failure_modes(
+        matrix,
+        labels,
+        correct,
+        min_size=args.min_size,
+        min_drop=args.min_drop,
+        necessity=necessity,
+        max_tags=args.max_tags,
+        min_tag_count=args.min_tag_count,
+        method=args.method,
+        beam_width=args.beam_width,
+        n_jobs=args.n_jobs,
+        progress=sys.stderr.isatty(),
+    )
+    write_modes(modes, args.out)
+    print(
+        f"{len(modes)} failure modes in {labels.nunique()} classes "
+        f"({len(matrix)} samples, {matrix.shape[1]} tags) in {time.perf_counter() - started:.2f} s "
+        f"-> {args.out}",
+        file=sys.stderr,
+    )
+    return 0

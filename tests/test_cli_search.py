@@ -1,0 +1,103 @@
+"""`primekit search`: files in, failure modes out; bad input is one line and exit code 2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import primekit
+from primekit.cli import main
+from primekit.search import read_modes
+from test_search import planted
+
+
+@pytest.fixture()
+def files(tmp_path):
+    tags, labels, correct = planted()
+    samples = pd.DataFrame(
+        {"id": tags.index, "label": labels.reindex(tags.index).to_numpy(),
+         "correct": correct.reindex(tags.index).astype(int).to_numpy()}
+    )
+    long = primekit.matrix_to_tags(tags)
+    long["score"] = np.where(long["tag"] == "night", 0.4, 0.9)  # night falls under 0.5
+    samples.to_csv(tmp_path / "samples.csv", index=False)
+    primekit.write_tags(long, tmp_path / "tags.parquet", metadata={"tagger": "test"})
+    return tmp_path, tags, labels, correct
+
+
+def test_search_writes_csv_with_joined_tags(files, capsys):
+    d, tags, labels, correct = files
+    code = main(["search", "--samples", str(d / "samples.csv"), "--tags", str(d / "tags.parquet"),
+                 "--out", str(d / "modes.csv"), "--min-size", "20"])
+    assert code == 0
+    csv = pd.read_csv(d / "modes.csv")
+    assert "dry + grass" in set(csv["tags"])
+    expected = primekit.find_failure_modes(tags.drop(columns="night"), labels, correct, min_size=20)
+    got = read_modes(d / "modes.csv")
+    assert list(got["tags"]) == list(expected["tags"])
+    assert "failure modes" in capsys.readouterr().err
+
+
+def test_search_parquet_output_and_pred_column(files):
+    d, tags, labels, correct = files
+    samples = pd.read_csv(d / "samples.csv")
+    samples["pred"] = np.where(samples["correct"] == 1, samples["label"], "other")
+    samples.drop(columns="correct").to_parquet(d / "s.parquet")
+    code = main(["search", "--samples", str(d / "s.parquet"), "--tags", str(d / "tags.parquet"),
+                 "--out", str(d / "modes.parquet"), "--min-size", "20", "--threshold", "0.3",
+                 "--method", "greedy"])
+    assert code == 0
+    got = read_modes(d / "modes.parquet")
+    assert ("dry", "grass") in set(got["tags"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--min-size", "0"], "--min-size: must be >= 1"),
+        (["--min-drop", "2"], "--min-drop: must lie in [0, 1]"),
+        (["--max-tags", "5"], "necessity: no margin for combinations of 5 tags"),
+        (["--out", "modes.txt"], "--out"),
+    ],
+)
+def test_bad_options_give_one_line(files, capsys, extra, message):
+    d, *_ = files
+    argv = ["search", "--samples", str(d / "samples.csv"), "--tags", str(d / "tags.parquet"),
+            "--out", str(d / "modes.csv"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_bad_files_give_one_line(files, capsys):
+    d, *_ = files
+    (d / "broken.parquet").write_bytes(b"not parquet")
+    pd.DataFrame({"id": ["a"], "label": ["x"]}).to_csv(d / "nocorrect.csv", index=False)
+    pd.DataFrame({"id": ["zzz"], "tag": ["grass"]}).to_csv(d / "stray.csv", index=False)
+    cases = [
+        (["--samples", str(d / "missing.csv")], "samples: file"),
+        (["--tags", str(d / "broken.parquet")], "tags: cannot read"),
+        (["--samples", str(d / "nocorrect.csv")], "needs a 'correct' (0/1) or a 'pred' column"),
+        (["--tags", str(d / "stray.csv")], "tags: 1 id(s) are not in samples"),
+    ]
+    for override, message in cases:
+        argv = {"--samples": str(d / "samples.csv"), "--tags": str(d / "tags.parquet"),
+                "--out": str(d / "o.csv")}
+        argv.update(dict(zip(override[::2], override[1::2])))
+        code = main(["search", *[x for kv in argv.items() for x in kv]])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, message
+        assert message in err
+        assert len(err.splitlines()) == 1
+
+
+def test_help_names_the_paper_symbols(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for symbol in ("s:", "a:", "l:", "b2,b3,b4", "T_c"):
+        assert symbol in out
