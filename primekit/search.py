@@ -66,9 +66,10 @@ METHODS = ("exhaustive", "greedy")
 
 @dataclass(frozen=True)
 class _Problem:
-    matrix: np.ndarray  # bool (n, n_tags), columns sorted by name
-    tag_names: np.ndarray  # str (n_tags,)
-    labels: np.ndarray  # object (n,)
+    matrix: np.ndarray  # bool (n, n_tags), columns in the caller's order
+    tag_names: np.ndarray  # str (n_tags,), the caller's order
+    name_order: np.ndarray  # int (n_tags,): column indices sorted by tag name
+    codes: np.ndarray  # int (n,): index into classes
     correct: np.ndarray  # bool (n,)
     classes: list  # sorted unique labels
 
@@ -143,13 +144,16 @@ def _validate_data(tags: Any, labels: Any, correct: Any) -> _Problem:
         raise ValueError(f"labels: {int(labels.isna().sum())} missing (NaN) label(s)")
     correct = _align(correct, tags.index, "correct")
     correct_values = _as_bool(correct.to_numpy(), "correct")
-    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
-    label_values = labels.to_numpy(dtype=object)
-    classes = _sorted_classes(pd.unique(label_values))
+    names_arr = np.asarray(names, dtype=object)
+    codes, uniques = pd.factorize(labels.to_numpy(dtype=object), sort=False)
+    classes = _sorted_classes(uniques)
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[[list(uniques).index(c) for c in classes]] = np.arange(len(classes))
     return _Problem(
-        matrix=np.ascontiguousarray(matrix[:, order]),
-        tag_names=np.asarray(names, dtype=object)[order],
-        labels=label_values,
+        matrix=matrix,
+        tag_names=names_arr,
+        name_order=np.argsort(names_arr, kind="stable"),
+        codes=rank[codes] if len(codes) else codes.astype(np.int64),
         correct=correct_values,
         classes=classes,
     )
@@ -242,33 +246,36 @@ def _validate_params(
 @dataclass(frozen=True)
 class _ClassData:
     label: Any
-    bits: np.ndarray
-    correct: np.ndarray
-    candidates: np.ndarray
+    names: np.ndarray  # names of the class's candidate tags T_c, sorted
+    bits: np.ndarray  # uint64 (len(names), n_words)
+    correct: np.ndarray  # uint64 (n_words,)
+    candidates: np.ndarray  # arange(len(names))
     n: int
     accuracy: float
 
 
-def _class_data(problem: _Problem, params: _Params) -> list[_ClassData]:
-    out = []
-    for label in problem.classes:
-        rows = problem.labels == label
-        sub = problem.matrix[rows]
-        n = int(rows.sum())
-        counts = sub.sum(axis=0)
-        candidates = np.flatnonzero(counts >= max(params.min_tag_count, params.min_size))
-        acc = float(problem.correct[rows].mean()) if n else float("nan")
-        out.append(
-            _ClassData(
-                label=label,
-                bits=_engine.pack_columns(sub),
-                correct=_engine.pack_columns(problem.correct[rows]),
-                candidates=candidates.astype(np.int64),
-                n=n,
-                accuracy=acc,
-            )
-        )
-    return out
+def _class_rows(problem: _Problem) -> list[np.ndarray]:
+    """Row indices of every class, in the order of ``problem.classes``."""
+    order = np.argsort(problem.codes, kind="stable")
+    bounds = np.searchsorted(problem.codes[order], np.arange(len(problem.classes) + 1))
+    return [order[bounds[k] : bounds[k + 1]] for k in range(len(problem.classes))]
+
+
+def _class_data(problem: _Problem, params: _Params, k: int, rows: np.ndarray) -> _ClassData:
+    """Pack one class: its candidate tags T_c (sorted by name) as bit rows."""
+    sub = problem.matrix[rows]
+    counts = np.count_nonzero(sub, axis=0)
+    cols = problem.name_order[counts[problem.name_order] >= max(params.min_tag_count, params.min_size)]
+    ok = problem.correct[rows]
+    return _ClassData(
+        label=problem.classes[k],
+        names=problem.tag_names[cols],
+        bits=_engine.pack_columns(sub[:, cols]),
+        correct=_engine.pack_columns(ok),
+        candidates=np.arange(len(cols), dtype=np.int64),
+        n=len(rows),
+        accuracy=float(ok.mean()) if len(rows) else float("nan"),
+    )
 
 
 def _exhaustive(cd: _ClassData, params: _Params, lattice: bool) -> tuple:
@@ -335,16 +342,17 @@ def _run(
     lattice: bool,
     progress: bool,
 ) -> pd.DataFrame:
-    data = _class_data(problem, params)
-    if params.n_jobs > 1 and len(data) > 1:
+    def one(item: tuple[int, np.ndarray]) -> pd.DataFrame:
+        k, rows = item
+        cd = _class_data(problem, params, k, rows)
+        return _frame(cd, work(cd), lattice, k)
+
+    jobs = list(enumerate(_class_rows(problem)))
+    if params.n_jobs > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(params.n_jobs) as pool:
-            results = list(_progress(pool.map(work, data), len(data), progress))
+            frames = list(_progress(pool.map(one, jobs), len(jobs), progress))
     else:
-        results = list(_progress(map(work, data), len(data), progress))
-    frames = [
-        _frame(cd, res, problem.tag_names, lattice, rank)
-        for rank, (cd, res) in enumerate(zip(data, results))
-    ]
+        frames = list(_progress(map(one, jobs), len(jobs), progress))
     frames = [f for f in frames if len(f)]
     columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
     if not frames:
@@ -364,13 +372,11 @@ def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
     return tqdm(it, total=total, desc="classes", unit="class")
 
 
-def _frame(
-    cd: _ClassData, res: tuple, names: np.ndarray, lattice: bool, rank: int
-) -> pd.DataFrame:
+def _frame(cd: _ClassData, res: tuple, lattice: bool, rank: int) -> pd.DataFrame:
     items, sizes, corr, margins, is_mode = res
     if len(sizes) == 0:
         return pd.DataFrame()
-    tags = [tuple(names[row[row >= 0]]) for row in items]
+    tags = [tuple(cd.names[row[row >= 0]]) for row in items]
     acc = corr / sizes
     frame = pd.DataFrame(
         {
@@ -549,9 +555,9 @@ def subset_accuracies(
     unknown = [t for t in mode_tags if t not in set(problem.tag_names)]
     if unknown:
         raise ValueError(f"mode_tags: unknown tag(s) {unknown}")
-    rows = problem.labels == cls
-    if not rows.any():
+    if cls not in problem.classes:
         raise ValueError(f"cls: no sample has label {cls!r}")
+    rows = problem.codes == problem.classes.index(cls)
     col = {name: i for i, name in enumerate(problem.tag_names)}
     sub = problem.matrix[rows]
     ok = problem.correct[rows]
