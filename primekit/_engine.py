@@ -1,14 +1,16 @@
 """Bitset kernels of the PRIME search (numba, no Python loop per candidate).
 
 A class's samples are packed column-wise: ``bits[t]`` is a row of uint64 words whose bit ``i`` is
-set when sample ``i`` carries tag ``t``; ``correct`` is packed the same way. Sizes and accuracies
-of tag combinations are popcounts of ANDs of these rows.
+set when sample ``i`` carries tag ``t``; ``ebits[t]`` is the same over the class's misclassified
+samples only. Sizes and error counts of tag combinations are popcounts of ANDs of these rows.
 
 The exhaustive search is an Eclat-style depth-first walk over the tag lattice. Level ``d`` of the
 walk keeps, for every frequent extension of the current prefix, the intersected bitset, its size
 and its number of correct predictions; the children of an extension are its ANDs with the later
 extensions of the same level. Support pruning is exact: a superset is never larger than its
-subsets, so a branch whose size is below ``min_size`` holds no failure mode.
+subsets, so a branch whose size is below ``min_size`` holds no failure mode. The same holds for
+the number of misclassified samples, which a failure mode needs in quantity; the error bitsets are
+short (errors are rare), so that test runs first.
 """
 
 from __future__ import annotations
@@ -54,32 +56,36 @@ def pack_columns(matrix: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _count(row, correct):
+def _popcount(row):
     n = 0
-    c = 0
     for w in range(row.shape[0]):
-        v = row[w]
-        n += _ctpop(v)
-        c += _ctpop(v & correct[w])
-    return n, c
+        n += _ctpop(row[w])
+    return n
 
 
 @njit(cache=True, nogil=True)
-def group_stats(bits, correct, items, n_items):
-    """Size and number of correct predictions of the samples carrying ``items[:n_items]``."""
+def _intersection_count(bits, items, n_items):
     n = 0
-    c = 0
     for w in range(bits.shape[1]):
         v = bits[items[0], w]
         for i in range(1, n_items):
             v &= bits[items[i], w]
         n += _ctpop(v)
-        c += _ctpop(v & correct[w])
-    return n, c
+    return n
 
 
 @njit(cache=True, nogil=True)
-def check_mode(bits, correct, items, n_items, accuracy, necessity, full):
+def group_stats(bits, ebits, items, n_items):
+    """Size and number of correct predictions of the samples carrying ``items[:n_items]``.
+
+    ``bits`` are the tags over all samples of the class, ``ebits`` over its misclassified samples.
+    """
+    n = _intersection_count(bits, items, n_items)
+    return n, n - _intersection_count(ebits, items, n_items)
+
+
+@njit(cache=True, nogil=True)
+def check_mode(bits, ebits, items, n_items, accuracy, necessity, full):
     """Necessity condition of a combination with accuracy ``accuracy``.
 
     Returns ``(ok, margin)`` where ``margin = min_t A_{S\\t} - A_S`` and ``ok`` says whether every
@@ -98,7 +104,7 @@ def check_mode(bits, correct, items, n_items, accuracy, necessity, full):
             if i != j:
                 rest[k] = items[i]
                 k += 1
-        n, c = group_stats(bits, correct, rest, n_items - 1)
+        n, c = group_stats(bits, ebits, rest, n_items - 1)
         diff = c / n - accuracy
         if diff < margin:
             margin = diff
@@ -110,46 +116,80 @@ def check_mode(bits, correct, items, n_items, accuracy, necessity, full):
 
 
 @njit(cache=True, nogil=True)
-def search_class(bits, correct, candidates, min_size, max_tags, acc_limit, necessity, lattice):
+def _grow(out_items, out_n, out_c, out_margin, out_mode, m):
+    cap = 2 * out_n.shape[0]
+    items = np.full((cap, out_items.shape[1]), -1, np.int64)
+    items[:m] = out_items[:m]
+    n = np.empty(cap, np.int64)
+    n[:m] = out_n[:m]
+    c = np.empty(cap, np.int64)
+    c[:m] = out_c[:m]
+    margin = np.empty(cap, np.float64)
+    margin[:m] = out_margin[:m]
+    mode = np.empty(cap, np.bool_)
+    mode[:m] = out_mode[:m]
+    return items, n, c, margin, mode
+
+
+@njit(cache=True, nogil=True)
+def search_class(bits, ebits, candidates, min_size, min_errors, max_tags, acc_limit, necessity,
+                 lattice):
     """Exhaustive PRIME search within one class.
 
     Parameters
     ----------
     bits : uint64 (n_tags, n_words)
-    correct : uint64 (n_words,)
+        Tags over all samples of the class.
+    ebits : uint64 (n_tags, n_error_words)
+        Tags over the misclassified samples of the class only.
     candidates : int64 (k,)
-        Tag indices of T_c, increasing.
+        Tag indices of T_c in the order the walk takes them (rarest errors first is fastest).
     min_size, max_tags : int
         s and l of the paper.
+    min_errors : int
+        Prune combinations with fewer misclassified samples. A failure mode has at least
+        ``(1 - acc_limit) * min_size`` of them and errors only shrink in supersets, so a safe lower
+        bound of that number prunes nothing that could be a mode (0 disables it).
     acc_limit : float
         A_c - a (the tolerance is added here).
     necessity : float64 (max_tags + 1,)
         ``necessity[k]`` = b_k.
     lattice : bool
-        Record every frequent combination, not only failure modes.
+        Record every frequent combination, not only failure modes (pass ``min_errors=0``).
 
     Returns
     -------
-    items : int64 (m, max_tags), -1 padded; sizes, n_correct : int64 (m,);
+    items : int64 (m, max_tags), -1 padded, in walk order; sizes, n_correct : int64 (m,);
     margins : float64 (m,); is_mode : bool (m,)
     """
     n_words = bits.shape[1]
-    width = candidates.shape[0]
-    lvl_bits = np.empty((max_tags, max(width, 1), n_words), np.uint64)
-    lvl_tag = np.empty((max_tags, max(width, 1)), np.int64)
-    lvl_n = np.empty((max_tags, max(width, 1)), np.int64)
-    lvl_c = np.empty((max_tags, max(width, 1)), np.int64)
+    e_words = ebits.shape[1]
+    width = max(candidates.shape[0], 1)
+    lvl_bits = np.empty((max_tags, width, n_words), np.uint64)
+    lvl_ebits = np.empty((max_tags, width, e_words), np.uint64)
+    lvl_tag = np.empty((max_tags, width), np.int64)
+    lvl_n = np.empty((max_tags, width), np.int64)
+    lvl_e = np.empty((max_tags, width), np.int64)
     count = np.zeros(max_tags, np.int64)
     pos = np.zeros(max_tags, np.int64)
+    limit = acc_limit + TOL
+    # Most samples a failure mode with e errors can have: c / n <= limit  <=>  n <= e / (1 - limit).
+    # Leaves (combinations of max_tags tags) stop counting once past it.
+    slack = 1.0 - limit
+    leaf_cut = (not lattice) and slack > 0.0
 
     cnt = 0
     for t in candidates:
-        n, c = _count(bits[t], correct)
+        e = _popcount(ebits[t])
+        if e < min_errors:
+            continue
+        n = _popcount(bits[t])
         if n >= min_size:
             lvl_bits[0, cnt] = bits[t]
+            lvl_ebits[0, cnt] = ebits[t]
             lvl_tag[0, cnt] = t
             lvl_n[0, cnt] = n
-            lvl_c[0, cnt] = c
+            lvl_e[0, cnt] = e
             cnt += 1
     count[0] = cnt
 
@@ -162,7 +202,6 @@ def search_class(bits, correct, candidates, min_size, max_tags, acc_limit, neces
     m = 0
 
     items = np.empty(max_tags, np.int64)
-    limit = acc_limit + TOL
     d = 0
     while d >= 0:
         k = pos[d]
@@ -173,24 +212,19 @@ def search_class(bits, correct, candidates, min_size, max_tags, acc_limit, neces
             continue
         items[d] = lvl_tag[d, k]
         n = lvl_n[d, k]
-        c = lvl_c[d, k]
+        c = n - lvl_e[d, k]
         acc = c / n
         is_mode = False
         margin = np.nan
         if acc <= limit:
-            is_mode, margin = check_mode(bits, correct, items, d + 1, acc, necessity, lattice)
+            is_mode, margin = check_mode(bits, ebits, items, d + 1, acc, necessity, lattice)
         elif lattice and d > 0:
-            _, margin = check_mode(bits, correct, items, d + 1, acc, necessity, True)
+            _, margin = check_mode(bits, ebits, items, d + 1, acc, necessity, True)
         if is_mode or lattice:
-            if m == cap:
-                cap *= 2
-                grown = np.full((cap, max_tags), -1, np.int64)
-                grown[:m] = out_items[:m]
-                out_items = grown
-                out_n = np.concatenate((out_n[:m], np.empty(cap - m, np.int64)))
-                out_c = np.concatenate((out_c[:m], np.empty(cap - m, np.int64)))
-                out_margin = np.concatenate((out_margin[:m], np.empty(cap - m, np.float64)))
-                out_mode = np.concatenate((out_mode[:m], np.empty(cap - m, np.bool_)))
+            if m == out_n.shape[0]:
+                out_items, out_n, out_c, out_margin, out_mode = _grow(
+                    out_items, out_n, out_c, out_margin, out_mode, m
+                )
             for i in range(d + 1):
                 out_items[m, i] = items[i]
             out_n[m] = n
@@ -198,20 +232,58 @@ def search_class(bits, correct, candidates, min_size, max_tags, acc_limit, neces
             out_margin[m] = margin
             out_mode[m] = is_mode
             m += 1
-        if d + 1 < max_tags and k + 1 < count[d]:
+        if d + 2 == max_tags and leaf_cut and k + 1 < count[d]:
+            # children are leaves: test each in place, without storing its bitset
+            for k2 in range(k + 1, count[d]):
+                e2 = 0
+                for w in range(e_words):
+                    e2 += _ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
+                if e2 < min_errors:
+                    continue
+                most = e2 / slack
+                n2 = 0
+                for w in range(n_words):
+                    n2 += _ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
+                    if n2 > most:
+                        break
+                if n2 > most or n2 < min_size:
+                    continue
+                items[d + 1] = lvl_tag[d, k2]
+                c2 = n2 - e2
+                ok, margin2 = check_mode(bits, ebits, items, d + 2, c2 / n2, necessity, False)
+                if ok:
+                    if m == out_n.shape[0]:
+                        out_items, out_n, out_c, out_margin, out_mode = _grow(
+                            out_items, out_n, out_c, out_margin, out_mode, m
+                        )
+                    for i in range(d + 2):
+                        out_items[m, i] = items[i]
+                    out_n[m] = n2
+                    out_c[m] = c2
+                    out_margin[m] = margin2
+                    out_mode[m] = True
+                    m += 1
+            pos[d] += 1
+        elif d + 1 < max_tags and k + 1 < count[d]:
             cc = 0
             for k2 in range(k + 1, count[d]):
+                # errors first: the error bitsets are short, and most candidates fail here
+                e2 = 0
+                for w in range(e_words):
+                    v = lvl_ebits[d, k, w] & lvl_ebits[d, k2, w]
+                    lvl_ebits[d + 1, cc, w] = v
+                    e2 += _ctpop(v)
+                if e2 < min_errors:
+                    continue
                 n2 = 0
-                c2 = 0
                 for w in range(n_words):
                     v = lvl_bits[d, k, w] & lvl_bits[d, k2, w]
                     lvl_bits[d + 1, cc, w] = v
                     n2 += _ctpop(v)
-                    c2 += _ctpop(v & correct[w])
                 if n2 >= min_size:
                     lvl_tag[d + 1, cc] = lvl_tag[d, k2]
                     lvl_n[d + 1, cc] = n2
-                    lvl_c[d + 1, cc] = c2
+                    lvl_e[d + 1, cc] = e2
                     cc += 1
             count[d + 1] = cc
             pos[d + 1] = 0
@@ -222,19 +294,16 @@ def search_class(bits, correct, candidates, min_size, max_tags, acc_limit, neces
 
 
 @njit(cache=True, nogil=True)
-def extend_all(bits, correct, prefix_row, candidates):
-    """Sizes and correct counts of ``prefix & bits[t]`` for every ``t`` in ``candidates``."""
+def extend_all(bits, ebits, items, n_items, candidates):
+    """Sizes and correct counts of ``items[:n_items] + [t]`` for every ``t`` in ``candidates``."""
     k = candidates.shape[0]
     sizes = np.empty(k, np.int64)
     corr = np.empty(k, np.int64)
+    ext = np.empty(n_items + 1, np.int64)
+    ext[:n_items] = items[:n_items]
     for j in range(k):
-        t = candidates[j]
-        n = 0
-        c = 0
-        for w in range(bits.shape[1]):
-            v = prefix_row[w] & bits[t, w]
-            n += _ctpop(v)
-            c += _ctpop(v & correct[w])
+        ext[n_items] = candidates[j]
+        n, c = group_stats(bits, ebits, ext, n_items + 1)
         sizes[j] = n
         corr[j] = c
     return sizes, corr

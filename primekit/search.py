@@ -247,9 +247,10 @@ def _validate_params(
 class _ClassData:
     label: Any
     names: np.ndarray  # names of the class's candidate tags T_c, sorted
-    bits: np.ndarray  # uint64 (len(names), n_words)
-    correct: np.ndarray  # uint64 (n_words,)
+    bits: np.ndarray  # uint64 (len(names), n_words): tags over the class's samples
+    ebits: np.ndarray  # uint64 (len(names), n_error_words): tags over its misclassified samples
     candidates: np.ndarray  # arange(len(names))
+    walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
     n: int
     accuracy: float
 
@@ -267,23 +268,37 @@ def _class_data(problem: _Problem, params: _Params, k: int, rows: np.ndarray) ->
     counts = np.count_nonzero(sub, axis=0)
     cols = problem.name_order[counts[problem.name_order] >= max(params.min_tag_count, params.min_size)]
     ok = problem.correct[rows]
+    wrong = sub[~ok][:, cols]
     return _ClassData(
         label=problem.classes[k],
         names=problem.tag_names[cols],
         bits=_engine.pack_columns(sub[:, cols]),
-        correct=_engine.pack_columns(ok),
+        ebits=_engine.pack_columns(wrong),
         candidates=np.arange(len(cols), dtype=np.int64),
+        # rarest errors first: deep levels then see few siblings with many errors
+        walk=np.argsort(np.count_nonzero(wrong, axis=0), kind="stable").astype(np.int64),
         n=len(rows),
         accuracy=float(ok.mean()) if len(rows) else float("nan"),
     )
 
 
+def _min_errors(cd: _ClassData, params: _Params) -> int:
+    """A safe lower bound on the misclassified samples of any failure mode of the class.
+
+    A mode has ``n >= s`` samples and accuracy ``<= A_c - a + tol``, so at least
+    ``(1 - A_c + a - tol) * s`` errors; rounding is made conservative.
+    """
+    bound = params.min_size * (1.0 - (cd.accuracy - params.min_drop) - _engine.TOL)
+    return max(0, int(np.ceil(bound - 1e-6)))
+
+
 def _exhaustive(cd: _ClassData, params: _Params, lattice: bool) -> tuple:
     return _engine.search_class(
         cd.bits,
-        cd.correct,
-        cd.candidates,
+        cd.ebits,
+        cd.walk,
         params.min_size,
+        0 if lattice else _min_errors(cd, params),
         params.max_tags,
         cd.accuracy - params.min_drop,
         params.necessity,
@@ -296,19 +311,15 @@ def _greedy(cd: _ClassData, params: _Params, beam_width: int) -> tuple:
     limit = cd.accuracy - params.min_drop + _engine.TOL
     found: dict[tuple, tuple] = {}
     cands = cd.candidates
-    full = np.full(cd.bits.shape[1], np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
     beam: list[tuple[int, ...]] = [()]
-    for depth in range(1, params.max_tags + 1):
+    for _depth in range(params.max_tags):
         scored: dict[tuple, tuple[int, int]] = {}
         for prefix in beam:
-            row = full.copy()
-            for t in prefix:
-                row &= cd.bits[t]
-            ext = cands[cands > (prefix[-1] if prefix else -1)] if depth == 1 else cands
-            ext = ext[~np.isin(ext, prefix)]
-            sizes, corr = _engine.extend_all(cd.bits, cd.correct, row, ext)
-            for t, n, c in zip(ext[sizes >= params.min_size], sizes[sizes >= params.min_size],
-                               corr[sizes >= params.min_size]):
+            ext = cands[~np.isin(cands, prefix)]
+            prefix_arr = np.asarray(prefix + (0,), np.int64)
+            sizes, corr = _engine.extend_all(cd.bits, cd.ebits, prefix_arr, len(prefix), ext)
+            keep = sizes >= params.min_size
+            for t, n, c in zip(ext[keep], sizes[keep], corr[keep]):
                 scored[tuple(sorted(prefix + (int(t),)))] = (int(n), int(c))
         if not scored:
             break
@@ -316,7 +327,7 @@ def _greedy(cd: _ClassData, params: _Params, beam_width: int) -> tuple:
             acc = c / n
             if acc <= limit:
                 ok, margin = _engine.check_mode(
-                    cd.bits, cd.correct, np.asarray(items, np.int64), len(items), acc,
+                    cd.bits, cd.ebits, np.asarray(items, np.int64), len(items), acc,
                     params.necessity, False,
                 )
                 if ok:
@@ -376,7 +387,7 @@ def _frame(cd: _ClassData, res: tuple, lattice: bool, rank: int) -> pd.DataFrame
     items, sizes, corr, margins, is_mode = res
     if len(sizes) == 0:
         return pd.DataFrame()
-    tags = [tuple(cd.names[row[row >= 0]]) for row in items]
+    tags = [tuple(cd.names[np.sort(row[row >= 0])]) for row in items]
     acc = corr / sizes
     frame = pd.DataFrame(
         {
