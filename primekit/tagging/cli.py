@@ -1,0 +1,200 @@
+"""``primekit tag``, ``primekit embed`` and ``primekit predict``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = [
+    "add_subparser",
+    "add_tag_subparser",
+    "add_embed_subparser",
+    "add_predict_subparser",
+    "parse_threshold",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_threshold(text: str | None) -> float | dict[str, float] | None:
+    """``"0.7"`` -> 0.7; ``"dog=0.8,grass=0.6"`` -> per-tag dict; ValueError naming --threshold."""
+    if text is None:
+        return None
+    try:
+        if "=" not in text:
+            return float(text)
+        out = {}
+        for part in text.split(","):
+            tag, _, value = part.rpartition("=")
+            out[tag.strip()] = float(value)
+        return out
+    except ValueError:
+        raise ValueError(
+            f"--threshold: expected a number or tag=value[,tag=value], got {text!r}"
+        ) from None
+
+
+def _common(p: argparse.ArgumentParser, *, batch: int) -> None:
+    p.add_argument(
+        "--images",
+        required=True,
+        help="image folder (class sub-folders) or manifest id,path[,label,split]",
+    )
+    p.add_argument("--out", required=True, help="output table (.parquet or .csv)")
+    p.add_argument("--batch-size", type=int, default=batch)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--cache-dir", default=None, help="result cache (default $PRIMEKIT_HOME/cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _summary(kind: str, table, out: str) -> None:
+    meta = table.attrs.get("metadata", {})
+    errors = table.attrs.get("errors")
+    n_err = 0 if errors is None else len(errors)
+    line = f"{kind}: wrote {out} ({len(table)} rows, {meta.get('n_images', '?')} images, {n_err} skipped"
+    print(line + (", see the .errors.csv beside it)" if n_err else ")"), file=sys.stderr)
+
+
+def _run_tag(args: argparse.Namespace) -> int:
+    from ..images import read_image_source
+    from .base import tag_images
+
+    threshold = parse_threshold(args.threshold)
+    images = read_image_source(args.images, argument="--images")  # fail before loading a model
+    options = {}
+    if args.vocabulary:
+        if not args.tagger.startswith("clip:"):
+            raise ValueError("--vocabulary: only CLIP taggers take a vocabulary")
+        options["vocabulary"] = args.vocabulary
+    from . import load_tagger, resolve_device
+
+    resolve_device(args.device)
+    tagger = load_tagger(args.tagger, device=args.device, **options)
+    table = tag_images(
+        images,
+        tagger,
+        out=args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        threshold=threshold,
+        min_score=args.min_score,
+        amp=not args.fp32,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+    _summary("tag", table, args.out)
+    return 0
+
+
+def add_tag_subparser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "tag",
+        help="tag images with RAM++/RAM or CLIP",
+        description="Tag images into the long table id, tag, score.",
+    )
+    _common(p, batch=32)
+    p.add_argument(
+        "--tagger",
+        required=True,
+        help="ram++:PATH, ram:PATH, clip:ViT-B-16:openai, clip:toyworld, clip:local-dir:PATH",
+    )
+    p.add_argument(
+        "--threshold",
+        default=None,
+        help="global threshold or tag=value,...; default: the tagger's own per-tag thresholds",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="also keep absent tags scoring at least this (to study thresholds)",
+    )
+    p.add_argument("--fp32", action="store_true", help="no mixed precision on the GPU")
+    p.add_argument(
+        "--vocabulary",
+        default=None,
+        help="CLIP only: builtin, ram, or a file with one tag per line",
+    )
+    p.set_defaults(func=_run_tag)
+    return p
+
+
+add_subparser = add_tag_subparser
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    from ..clip import embed_images, load_clip
+    from ..images import read_image_source
+
+    images = read_image_source(args.images, argument="--images")
+    model = load_clip(args.model, device=args.device)
+    table = embed_images(
+        images,
+        model=model,
+        out=args.out,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+    _summary("embed", table, args.out)
+    return 0
+
+
+def add_embed_subparser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "embed",
+        help="CLIP image embeddings",
+        description="Embed images with an open_clip model (id, emb_0..).",
+    )
+    _common(p, batch=64)
+    p.add_argument(
+        "--model",
+        default="clip:ViT-B-16:openai",
+        help="clip:ViT-B-16:openai, clip:toyworld, clip:local-dir:PATH, clip:ARCH:WEIGHTS_FILE",
+    )
+    p.set_defaults(func=_run_embed)
+    return p
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from ..images import read_image_source
+    from ..models import load_classifier, predict
+
+    images = read_image_source(args.images, argument="--images")
+    clf = load_classifier(args.model, device=args.device, image_size=args.image_size)
+    table = predict(
+        images,
+        clf,
+        out=args.out,
+        class_names=args.class_names,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+    _summary("predict", table, args.out)
+    return 0
+
+
+def add_predict_subparser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict",
+        help="run a classifier into the samples table",
+        description="Classify images into id, label, pred, correct, confidence.",
+    )
+    _common(p, batch=64)
+    p.add_argument(
+        "--model",
+        required=True,
+        help="torchvision:NAME[:WEIGHTS], timm:NAME[:PATH], jit:PATH, checkpoint:PATH",
+    )
+    p.add_argument("--class-names", default=None, help="text file, one class name per output index")
+    p.add_argument(
+        "--image-size", type=int, default=224, help="input size for jit/checkpoint models"
+    )
+    p.set_defaults(func=_run_predict)
+    return p

@@ -1,0 +1,318 @@
+"""RAM / RAM++ adapter: logic tested with a stand-in ``ram`` package; the real one where importable."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from primekit.tagging import ram as ram_adapter
+from primekit.tagging.base import tag_images
+
+torch.set_num_threads(1)
+HAVE_RAM = (
+    importlib.util.find_spec("ram") is not None
+    and importlib.util.find_spec("transformers") is not None
+)
+
+
+# ---------------------------------------------------------------- stand-in ``ram`` package
+class _FakeRamPlus(torch.nn.Module):
+    """Mimics RAM++'s inference surface: image -> head logits -> fc -> thresholded strings."""
+
+    def __init__(
+        self, image_size=384, vit="swin_l", text_encoder_type="bert-base-uncased", n_tags=6, **kw
+    ):
+        super().__init__()
+        assert (Path(text_encoder_type) / "vocab.txt").is_file()  # offline tokenizer folder
+        self.backbone = torch.nn.Linear(3, 8)
+        self.fc = torch.nn.Linear(8, 1)
+        self.tag_list = np.array([f"tag{i}" for i in range(n_tags)])
+        self.embed = torch.nn.Parameter(torch.randn(n_tags, 8))
+        self.class_threshold = torch.linspace(0.3, 0.7, n_tags)
+
+    def generate_tag(self, image):
+        feats = self.backbone(image.mean(dim=(2, 3)))  # (b, 8)
+        logits = self.fc(feats[:, None, :] * self.embed[None]).squeeze(-1)  # (b, n_tags)
+        tags = (torch.sigmoid(logits) > self.class_threshold).numpy()
+        return [" | ".join(self.tag_list[np.nonzero(t)[0]]) for t in tags], None
+
+
+class _Msg:
+    def __init__(self, missing, unexpected):
+        self.missing_keys, self.unexpected_keys = missing, unexpected
+
+
+def _fake_loader(model, path, kwargs):
+    sd = torch.load(path)["model"]
+    res = model.load_state_dict(sd, strict=False)
+    return model, _Msg(list(res.missing_keys), list(res.unexpected_keys))
+
+
+@pytest.fixture
+def fake_ram(monkeypatch, tmp_path):
+    pkg = types.ModuleType("ram")
+    models = types.ModuleType("ram.models")
+    rp = types.ModuleType("ram.models.ram_plus")
+    rr = types.ModuleType("ram.models.ram")
+    ut = types.ModuleType("ram.models.utils")
+    rp.RAM_plus = rr.RAM = _FakeRamPlus
+    ut.load_checkpoint_swinlarge = ut.load_checkpoint_swinbase = _fake_loader
+    ut.load_checkpoint = lambda m, p: _fake_loader(m, p, {})
+    models.ram_plus, models.ram, models.utils = rp, rr, ut
+    pkg.models = models
+    pkg.get_transform = lambda image_size=384: (
+        lambda im: torch.from_numpy(
+            np.asarray(im.resize((8, 8)), dtype=np.float32).transpose(2, 0, 1) / 255
+        )
+    )
+    tf = types.ModuleType("transformers")
+    tf.__version__ = "4.55.0"
+    for name, mod in {
+        "ram": pkg,
+        "ram.models": models,
+        "ram.models.ram_plus": rp,
+        "ram.models.ram": rr,
+        "ram.models.utils": ut,
+        "transformers": tf,
+    }.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    monkeypatch.setenv("PRIMEKIT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    ckpt = tmp_path / "ram_plus.pth"
+    torch.save(
+        {
+            "model": _FakeRamPlus(
+                text_encoder_type=str(ram_adapter.placeholder_vocab_dir())
+            ).state_dict()
+        },
+        ckpt,
+    )
+    return ckpt
+
+
+def _images(tmp_path, n=7):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_probabilities_come_from_the_head_for_every_image_of_a_batch(fake_ram):
+    tagger = ram_adapter.RamTagger(fake_ram)
+    batch = torch.rand(5, 3, 8, 8)
+    probs = tagger.forward(batch).numpy()
+    strings, _ = tagger.model.generate_tag(batch)
+    assert probs.shape == (5, 6)
+    for row, s in zip(
+        probs, strings, strict=False
+    ):  # thresholded probabilities == generate_tag, all images
+        present = [
+            t
+            for t, p, thr in zip(tagger.vocabulary, row, tagger.thresholds, strict=False)
+            if p > thr
+        ]
+        assert " | ".join(present) == s
+    np.testing.assert_allclose(tagger.thresholds, np.linspace(0.3, 0.7, 6), rtol=1e-6)
+
+
+def test_tag_images_uses_class_thresholds_by_default_and_user_thresholds_on_request(
+    fake_ram, tmp_path
+):
+    folder = _images(tmp_path)
+    tagger = ram_adapter.RamTagger(fake_ram)
+    default = tag_images(folder, tagger, batch_size=3, progress=False)
+    assert (
+        default.groupby("tag")["score"].min()
+        > default["tag"]
+        .map(dict(zip(tagger.vocabulary, tagger.thresholds, strict=False)))
+        .groupby(default["tag"])
+        .max()
+    ).all()
+    everything = tag_images(folder, tagger, batch_size=3, threshold=0.0, progress=False)
+    assert len(everything) == 7 * 6
+    one = tag_images(folder, tagger, batch_size=3, threshold={"tag0": 1.0}, progress=False)
+    assert "tag0" not in set(one["tag"])
+    assert set(one["tag"]) == set(default["tag"]) - {"tag0"}
+    # batch size does not change the numbers (batched, not first-image-only)
+    b1 = tag_images(
+        folder, tagger, batch_size=1, threshold=0.0, progress=False, cache_dir=tmp_path / "c1"
+    )
+    np.testing.assert_allclose(b1["score"], everything["score"], atol=1e-6)
+
+
+def test_missing_or_unexpected_checkpoint_keys_fail_loudly(fake_ram, tmp_path):
+    sd = torch.load(fake_ram)["model"]
+    sd.pop("fc.weight")
+    sd["extra.weight"] = torch.zeros(1)
+    bad = tmp_path / "bad.pth"
+    torch.save({"model": sd}, bad)
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint: .*1 missing key\(s\) \['fc.weight'\].*1 unexpected key\(s\) \['extra.weight'\]",
+    ):
+        ram_adapter.RamTagger(bad)
+    ram_adapter.RamTagger(bad, strict=False)  # only a warning
+
+
+def test_rebuilt_buffers_are_not_missing_keys():
+    ram_adapter.check_load_result(
+        ["layers.0.blocks.0.attn_mask", "a.relative_position_index"], [], checkpoint="x"
+    )
+    with pytest.raises(ValueError, match="missing"):
+        ram_adapter.check_load_result(["head.weight"], [], checkpoint="x")
+
+
+def test_absent_weights_say_where_to_get_them(tmp_path):
+    with pytest.raises(ValueError, match="huggingface.co/xinyu1205/recognize-anything-plus-model"):
+        ram_adapter.RamTagger(tmp_path / "nope.pth")
+    with pytest.raises(ValueError, match="recognize_anything_model"):
+        ram_adapter.RamTagger(tmp_path / "nope.pth", variant="ram")
+
+
+@pytest.mark.parametrize(
+    ("version", "verdict"),
+    [("4.55.4", "ok"), ("4.36.0", "ok"), ("4.56.0", "shim"), ("4.57.6", "shim")],
+)
+def test_transformers_versions(version, verdict):
+    assert ram_adapter.check_transformers_version(version) == verdict
+
+
+@pytest.mark.parametrize("version", ["4.58.0", "5.0.0"])
+def test_transformers_versions_ram_cannot_import_get_a_message(version):
+    with pytest.raises(ValueError, match=r"transformers<4.58"):
+        ram_adapter.check_transformers_version(version)
+
+
+def test_shim_copies_the_moved_helpers(monkeypatch):
+    mu, pu = (
+        types.ModuleType("transformers.modeling_utils"),
+        types.ModuleType("transformers.pytorch_utils"),
+    )
+    for name in ram_adapter._SHIM_NAMES:
+        setattr(pu, name, object())
+    tf = types.ModuleType("transformers")
+    tf.modeling_utils, tf.pytorch_utils = mu, pu
+    monkeypatch.setitem(sys.modules, "transformers", tf)
+    monkeypatch.setitem(sys.modules, "transformers.modeling_utils", mu)
+    monkeypatch.setitem(sys.modules, "transformers.pytorch_utils", pu)
+    assert sorted(ram_adapter.apply_transformers_shim()) == sorted(ram_adapter._SHIM_NAMES)
+    assert mu.prune_linear_layer is pu.prune_linear_layer
+    assert ram_adapter.apply_transformers_shim() == []  # idempotent
+
+
+def test_placeholder_tokenizer_has_berts_size(tmp_path):
+    folder = ram_adapter.placeholder_vocab_dir(tmp_path / "tok")
+    lines = (folder / "vocab.txt").read_text().splitlines()
+    assert (
+        len(lines) == 30522
+        and lines[0] == "[PAD]"
+        and lines[100:104] == ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+
+
+# ---------------------------------------------------------------- the real ``ram`` package
+@pytest.mark.skipif(
+    not HAVE_RAM,
+    reason="the 'ram' package (recognize-anything, GitHub only) and "
+    "transformers are not installed; pip install 'primekit[ram]' to run this test",
+)
+def test_real_tiny_ram_plus_matches_generate_tag(tmp_path, monkeypatch):
+    """A tiny random-weight RAM++ (small Swin and head configs): thresholded adapter
+    probabilities equal the model's own generate_tag strings, image by image."""
+    ram = ram_adapter.import_ram()
+    n_tags = 40
+    cfg = tmp_path / "ramcfg"
+    (cfg / "configs" / "swin").mkdir(parents=True)
+    (cfg / "data").mkdir()
+    q2l = json.loads((Path(ram.__file__).parent / "configs" / "q2l_config.json").read_text())
+    q2l.update(hidden_size=64, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1)
+    (cfg / "configs" / "q2l_config.json").write_text(json.dumps(q2l))
+    (cfg / "configs" / "swin" / "config_swinB_224.json").write_text(
+        json.dumps(
+            {
+                "ckpt": "",
+                "vision_width": 256,
+                "image_res": 224,
+                "window_size": 7,
+                "embed_dim": 32,
+                "depths": [1, 1, 1, 1],
+                "num_heads": [1, 2, 4, 8],
+            }
+        )
+    )
+    rng = np.random.default_rng(0)
+    (cfg / "data" / "ram_tag_list_threshold.txt").write_text(
+        "\n".join(f"{t:.3f}" for t in rng.uniform(0.45, 0.55, n_tags)) + "\n"
+    )
+    tag_list = cfg / "tags.txt"
+    tag_list.write_text("\n".join(f"word{i}" for i in range(n_tags)))
+    ram_plus_module = importlib.import_module("ram.models.ram_plus")
+    for mod in (ram_plus_module, importlib.import_module("ram.models.utils")):
+        monkeypatch.setattr(mod, "CONFIG_PATH", cfg)
+    kwargs = {"tag_list": str(tag_list)}
+    torch.manual_seed(0)
+    tok = ram_adapter.placeholder_vocab_dir(tmp_path / "tok")
+    model = ram_plus_module.RAM_plus(
+        image_size=224, vit="swin_b", text_encoder_type=str(tok), **kwargs
+    )
+    with torch.no_grad():
+        model.label_embed.normal_()
+        model.fc.bias.fill_(0.0)
+    sd = {
+        k: v
+        for k, v in model.state_dict().items()
+        if "relative_position_index" not in k and "attn_mask" not in k
+    }
+    ckpt = tmp_path / "tiny_ram_plus.pth"
+    torch.save({"model": sd}, ckpt)
+
+    tagger = ram_adapter.RamTagger(
+        ckpt, image_size=224, vit="swin_b", tokenizer_dir=tok, model_kwargs=kwargs
+    )
+    assert tagger.vocabulary == [f"word{i}" for i in range(n_tags)]
+    for name, p in model.state_dict().items():
+        torch.testing.assert_close(tagger.model.state_dict()[name], p)
+    images = torch.randn(4, 3, 224, 224)
+    probs = tagger.forward(images).numpy()
+    with torch.no_grad():
+        expected, _ = tagger.model.generate_tag(images)
+    got = [
+        " | ".join(
+            t
+            for t, p, thr in zip(tagger.vocabulary, row, tagger.thresholds, strict=False)
+            if p > thr
+        )
+        for row in probs
+    ]
+    assert got == expected
+    assert any(expected) and not all(e == expected[0] for e in expected)  # a meaningful comparison
+
+    # end to end: files -> RAM's own transform -> batched job -> table == generate_tag per image
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((64, 64)).save(
+            folder / f"{i}.png"
+        )
+    table = tag_images(folder, tagger, batch_size=2, cache_dir=tmp_path / "cache", progress=False)
+    batch = torch.stack(
+        [tagger.transform(Image.open(folder / f"{i}.png").convert("RGB")) for i in range(3)]
+    )
+    with torch.no_grad():
+        expected, _ = tagger.model.generate_tag(batch)
+    for i, tags in enumerate(expected):
+        got = table.loc[table["id"] == f"{i}.png", "tag"].tolist()
+        assert sorted(got) == sorted(t for t in tags.split(" | ") if t), i
