@@ -1,0 +1,321 @@
+"""One object that holds everything an experiment notebook needs about a data set.
+
+The notebooks of ``notebooks/`` take a ``dataset`` parameter and call :func:`load_study`; what
+they get back has the same shape for the embedded toy world and for a real data set, so that a
+notebook never branches on where its data came from.
+
+- ``"toyworld"``: the embedded world (built, trained and tagged on first use, cached under
+  ``$PRIMEKIT_HOME``), with ground-truth tags, its tiny CLIP and its renderer as the generator of
+  paper 4.2.
+- a folder: ``samples.parquet`` (or ``.csv``; the samples contract with a ``split`` column holding
+  ``val`` and ``test``), ``tags.parquet`` (the long tag table, e.g. from ``primekit tag``),
+  optionally ``embeddings.parquet`` (from ``primekit embed``) and ``study.json`` with
+  ``{"clip": "clip:ViT-B-16:openai", "threshold": 0.5}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .samples import search_inputs, validate_samples
+from .search import find_failure_modes
+
+__all__ = ["Split", "Study", "load_study"]
+
+
+@dataclass
+class Split:
+    """One split of a study: samples, the tag matrix used by the search, and ground truth if any.
+
+    Attributes
+    ----------
+    name : str
+    samples : DataFrame
+        The samples contract (``id, label, correct`` and, where known, ``pred, confidence, path``).
+    tags : DataFrame of bool
+        Sample x tag matrix, index = ``samples.id`` (same order).
+    truth : DataFrame of bool or None
+        Ground-truth attributes on the same index (toy world, attribute data sets).
+    """
+
+    name: str
+    samples: pd.DataFrame
+    tags: pd.DataFrame
+    truth: pd.DataFrame | None = None
+    scores: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def labels(self) -> pd.Series:
+        """Class of each sample, indexed by id."""
+        return pd.Series(self.samples["label"].to_numpy(), index=self.tags.index, name="label")
+
+    @property
+    def correct(self) -> pd.Series:
+        """Whether the classifier is right on each sample, indexed by id."""
+        return pd.Series(
+            self.samples["correct"].to_numpy(dtype=bool), index=self.tags.index, name="correct"
+        )
+
+    @property
+    def paths(self) -> pd.Series:
+        """Image path of each sample (None where unknown), indexed by id."""
+        paths = self.samples["path"] if "path" in self.samples else None
+        values = paths.to_numpy() if paths is not None else [None] * len(self.samples)
+        return pd.Series(values, index=self.tags.index, name="path")
+
+    @property
+    def accuracy(self) -> float:
+        """Overall accuracy on the split."""
+        return float(self.samples["correct"].mean()) if len(self.samples) else float("nan")
+
+
+class Study:
+    """A data set ready for PRIME's experiments: val (searched) and test (unseen) splits.
+
+    Build it with :func:`load_study`. Attributes: ``name``, ``val``, ``test`` (:class:`Split`),
+    ``threshold`` (tag score threshold), ``clip_spec`` (CLIP used by the metrics and baselines, or
+    None), ``world`` (the toy world, or None).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        val: Split,
+        test: Split,
+        *,
+        threshold: float,
+        clip_spec: str | None = None,
+        embeddings_path: Path | None = None,
+        world: Any = None,
+        generator: Callable[..., tuple[np.ndarray, Any]] | None = None,
+        classifier: Callable[[np.ndarray], pd.DataFrame] | None = None,
+    ) -> None:
+        self.name = name
+        self.val = val
+        self.test = test
+        self.threshold = threshold
+        self.clip_spec = clip_spec
+        self.embeddings_path = embeddings_path
+        self.world = world
+        self._generator = generator
+        self._classifier = classifier
+        self._clip: Any = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Study({self.name!r}: val {len(self.val.samples)} samples, test "
+            f"{len(self.test.samples)}, {self.val.tags.shape[1]} tags, "
+            f"val accuracy {self.val.accuracy:.3f})"
+        )
+
+    def split(self, name: str) -> Split:
+        """The split called ``name`` (``"val"`` or ``"test"``)."""
+        if name not in ("val", "test"):
+            raise ValueError(f"split: expected 'val' or 'test', got {name!r}")
+        return self.val if name == "val" else self.test
+
+    # -- the search ------------------------------------------------------------------------
+    def find_failure_modes(self, split: str = "val", **search: Any) -> pd.DataFrame:
+        """:func:`primekit.find_failure_modes` on a split; keyword arguments are the search's."""
+        s = self.split(split)
+        return find_failure_modes(s.tags, s.labels, s.correct, **search)
+
+    # -- CLIP ------------------------------------------------------------------------------
+    def _clip_model(self) -> Any:
+        if self.clip_spec is None:
+            raise ValueError(
+                f"dataset {self.name!r} has no CLIP model: add {{\"clip\": SPEC}} to its study.json"
+            )
+        if self._clip is None:
+            from .clip import load_clip
+
+            self._clip = load_clip(self.clip_spec)
+        return self._clip
+
+    def image_embeddings(self, split: str = "val") -> np.ndarray:
+        """L2-normalised CLIP image embeddings of a split, rows in ``split.samples`` order.
+
+        Read from ``embeddings.parquet`` when the data set has one, else computed (and cached on
+        disk by :func:`primekit.clip.embed_images`).
+        """
+        s = self.split(split)
+        if self.embeddings_path is not None:
+            from .clip import read_embeddings
+
+            ids, emb = read_embeddings(self.embeddings_path)
+            frame = pd.DataFrame(emb, index=ids)
+        else:
+            from .clip import embed_images
+
+            source = s.samples[["id", "path"]]
+            table = embed_images(source, model=self._clip_model(), progress=False)
+            frame = table.set_index("id")
+        missing = s.tags.index.difference(frame.index)
+        if len(missing):
+            raise ValueError(f"embeddings: {len(missing)} sample(s) of {split} have none")
+        return frame.loc[s.tags.index].to_numpy(dtype=np.float32)
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised CLIP text embeddings, shape (len(texts), d)."""
+        from .clip import embed_texts
+
+        return embed_texts(list(texts), model=self._clip_model())
+
+    # -- generated images (paper 4.2) --------------------------------------------------------
+    @property
+    def can_generate(self) -> bool:
+        """Whether the study has an image generator (the toy world's renderer, or a hook)."""
+        return self._generator is not None and self._classifier is not None
+
+    def generate(self, cls: Any, tags: Sequence[str], n: int, *, seed: int = 0) -> np.ndarray:
+        """``n`` new images of class ``cls`` showing every tag of ``tags``."""
+        if self._generator is None:
+            raise ValueError(f"dataset {self.name!r} has no image generator")
+        out = self._generator(cls, tags, n, seed=seed)
+        return out[0] if isinstance(out, tuple) else out
+
+    def predict_images(self, images: np.ndarray) -> pd.DataFrame:
+        """The study's classifier on raw images: DataFrame with ``pred`` (and ``confidence``)."""
+        if self._classifier is None:
+            raise ValueError(f"dataset {self.name!r} has no classifier to run on new images")
+        return self._classifier(images)
+
+
+def _toyworld_study(
+    *, smoke: bool, seed: int, tagger: str, threshold: float, home: str | None, noise: float
+) -> Study:
+    from . import toyworld as tw
+    from .toyworld.train import load_classifier
+
+    world = tw.build_world(home=home, smoke=smoke, seed=seed)
+    splits = {}
+    for name in ("val", "test"):
+        samples = validate_samples(tw.predict(world, name))
+        if tagger == "learned":
+            long = tw.learned_tags(world, name)
+        else:
+            long = tw.ground_truth_tags(world, name, drop_rate=noise, add_rate=noise / 10, seed=seed)
+        matrix, _, _ = search_inputs(samples, long, threshold=threshold)
+        truth = world.attributes(name).reindex(matrix.index)
+        scores = long.pivot(index="id", columns="tag", values="score").reindex(matrix.index)
+        splits[name] = Split(name, samples, matrix, truth=truth.astype(bool),
+                             scores=scores.fillna(0.0))
+    clip_folder = tw.clip_dir(world=world, smoke=smoke, seed=seed)
+    model = load_classifier(world)
+
+    def classify(images: np.ndarray) -> pd.DataFrame:
+        return tw.predict_images(model, images)
+
+    return Study(
+        "toyworld" + ("-smoke" if smoke else ""),
+        splits["val"],
+        splits["test"],
+        threshold=threshold,
+        clip_spec=f"clip:local-dir:{clip_folder}",
+        world=world,
+        generator=tw.render_matching,
+        classifier=classify,
+    )
+
+
+def _first(folder: Path, stem: str) -> Path | None:
+    for suffix in (".parquet", ".csv"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def _folder_study(folder: Path, *, threshold: float | None) -> Study:
+    from .io import read_table
+    from .tags import read_tags
+
+    samples_path = _first(folder, "samples")
+    tags_path = _first(folder, "tags")
+    if samples_path is None or tags_path is None:
+        raise ValueError(
+            f"dataset: folder {str(folder)!r} needs samples.parquet|csv and tags.parquet|csv"
+        )
+    config = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else {}
+    threshold = float(config.get("threshold", 0.5)) if threshold is None else threshold
+    samples = validate_samples(read_table(samples_path, argument="samples"))
+    if "split" not in samples.columns:
+        raise ValueError("samples: needs a 'split' column with 'val' and 'test' rows")
+    tags = read_tags(tags_path)
+    splits = {}
+    for name in ("val", "test"):
+        part = samples[samples["split"] == name].reset_index(drop=True)
+        if part.empty:
+            raise ValueError(f"samples: no row has split == {name!r}")
+        long = tags[tags["id"].isin(part["id"])]
+        matrix, _, _ = search_inputs(part, long, threshold=threshold)
+        splits[name] = Split(name, part, matrix)
+    emb = _first(folder, "embeddings")
+    return Study(
+        folder.name,
+        splits["val"],
+        splits["test"],
+        threshold=threshold,
+        clip_spec=config.get("clip"),
+        embeddings_path=emb,
+    )
+
+
+def load_study(
+    dataset: str = "toyworld",
+    *,
+    smoke: bool = False,
+    seed: int = 0,
+    tagger: str = "learned",
+    threshold: float | None = None,
+    noise: float = 0.0,
+    home: str | os.PathLike | None = None,
+) -> Study:
+    """Load a data set for the experiment notebooks.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"toyworld"`` or a folder (see the module docstring).
+    smoke : bool
+        Toy world only: the tiny world used by the tests.
+    seed : int
+        Toy world only: seed of the world and its models.
+    tagger : {"learned", "truth"}
+        Toy world only: tags from the learned tagger or the (noisy) ground truth.
+    threshold : float, optional
+        Tag score threshold (default 0.5, or the folder's study.json).
+    noise : float
+        Toy world, ``tagger="truth"``: rate at which true tags are dropped (a tenth as many false
+        tags are added).
+    home : path-like, optional
+        Toy world only: the data folder (default ``$PRIMEKIT_HOME``).
+    """
+    if not isinstance(dataset, str) or not dataset:
+        raise TypeError(f"dataset: expected 'toyworld' or a folder path, got {dataset!r}")
+    if tagger not in ("learned", "truth"):
+        raise ValueError(f"tagger: expected 'learned' or 'truth', got {tagger!r}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ValueError(f"threshold: must lie in [0, 1], got {threshold}")
+    if not 0 <= noise < 1:
+        raise ValueError(f"noise: must lie in [0, 1), got {noise}")
+    if dataset == "toyworld":
+        return _toyworld_study(
+            smoke=smoke,
+            seed=seed,
+            tagger=tagger,
+            threshold=0.5 if threshold is None else threshold,
+            home=None if home is None else str(home),
+            noise=noise,
+        )
+    folder = Path(dataset).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"dataset: expected 'toyworld' or an existing folder, got {dataset!r}")
+    return _folder_study(folder, threshold=threshold)
