@@ -40,6 +40,8 @@ __all__ = [
     "modes_from_csv_frame",
     "write_modes",
     "read_modes",
+    "modes_by_class",
+    "mode_subsets",
 ]
 
 logger = logging.getLogger(__name__)
@@ -628,3 +630,55 @@ def read_modes(path: str | os.PathLike) -> pd.DataFrame:
     from .io import read_table
 
     return modes_from_csv_frame(read_table(path, argument="modes"))
+
+
+def modes_by_class(modes: pd.DataFrame, *, max_modes: int | None = 10) -> pd.DataFrame:
+    """One row per class in the style of the paper's appendix A.3.
+
+    Returns
+    -------
+    DataFrame
+        ``class, class_accuracy, n_modes, n_1_tag, n_2_tags, ...`` and ``modes``, the text
+        ``"dry + grass (47.80%); snow (30.12%); ..."`` listing up to ``max_modes`` modes of the
+        class, least accurate first.
+    """
+    missing = [c for c in ("class", "tags", "accuracy", "class_accuracy") if c not in modes]
+    if missing:
+        raise ValueError(f"modes: missing column(s) {missing}")
+    sizes = range(1, int(modes["n_tags"].max()) + 1) if len(modes) else range(1, 1)
+    rows = []
+    for cls, group in modes.groupby("class", sort=True):
+        ranked = group.sort_values(["accuracy", "n_tags"], kind="stable")
+        shown = ranked if max_modes is None else ranked.head(max_modes)
+        row = {"class": cls, "class_accuracy": float(group["class_accuracy"].iloc[0]),
+               "n_modes": len(group)}
+        for k in sizes:
+            row[f"n_{k}_tag" + ("s" if k > 1 else "")] = int((group["n_tags"] == k).sum())
+        row["modes"] = "; ".join(
+            f"{' + '.join(t)} ({100 * a:.2f}%)" for t, a in zip(shown["tags"], shown["accuracy"])
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mode_subsets(
+    tags: pd.DataFrame, labels: pd.Series, correct: pd.Series, modes: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`subset_accuracies` of every mode of ``modes``, stacked.
+
+    Returns
+    -------
+    DataFrame
+        ``mode`` (row position in ``modes``), ``class``, ``mode_tags`` and the columns of
+        :func:`subset_accuracies` (``tags, n_tags, size, accuracy``).
+    """
+    frames = []
+    for position, (cls, mode_tags) in enumerate(zip(modes["class"], modes["tags"])):
+        table = subset_accuracies(tags, labels, correct, cls=cls, mode_tags=mode_tags)
+        table.insert(0, "mode_tags", [tuple(mode_tags)] * len(table))
+        table.insert(0, "class", cls)
+        table.insert(0, "mode", position)
+        frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=["mode", "class", "mode_tags", "tags", "n_tags", "size", "accuracy"])
+    return pd.concat(frames, ignore_index=True)

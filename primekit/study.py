@@ -28,7 +28,7 @@ import pandas as pd
 from .samples import search_inputs, validate_samples
 from .search import find_failure_modes
 
-__all__ = ["Split", "Study", "load_study"]
+__all__ = ["Split", "Study", "load_study", "search_defaults"]
 
 
 @dataclass
@@ -127,6 +127,74 @@ class Study:
         """:func:`primekit.find_failure_modes` on a split; keyword arguments are the search's."""
         s = self.split(split)
         return find_failure_modes(s.tags, s.labels, s.correct, **search)
+
+    # -- images -----------------------------------------------------------------------------
+    def images(self, split: str, ids: Sequence[str]) -> np.ndarray:
+        """Images of the given sample ids as uint8 arrays (n, H, W, 3).
+
+        The toy world re-renders them; a folder data set reads ``path`` (resized to the first
+        image's size so they stack).
+        """
+        s = self.split(split)
+        ids = [str(i) for i in ids]
+        if self.world is not None:
+            return self.world.images(split, ids=ids)
+        from PIL import Image
+
+        paths = s.paths.loc[ids]
+        if paths.isna().any():
+            raise ValueError(f"samples: no 'path' for some of the {len(ids)} requested ids")
+        arrays, size = [], None
+        for path in paths:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                size = size or image.size
+                arrays.append(np.asarray(image.resize(size)))
+        return np.stack(arrays) if arrays else np.zeros((0, 1, 1, 3), np.uint8)
+
+    def mode_ids(
+        self, split: str, cls: Any, tags: Sequence[str], *, n: int | None = None, seed: int = 0
+    ) -> list[str]:
+        """Ids of class ``cls`` carrying every tag of ``tags`` in a split (a random ``n``)."""
+        s = self.split(split)
+        inside = (s.labels == cls).to_numpy().copy()
+        for tag in tags:
+            if tag not in s.tags.columns:
+                raise ValueError(f"tags: unknown tag {tag!r}")
+            inside &= s.tags[tag].to_numpy()
+        ids = list(s.tags.index[inside])
+        if n is not None and len(ids) > n:
+            rng = np.random.default_rng(seed)
+            ids = [ids[i] for i in sorted(rng.choice(len(ids), n, replace=False))]
+        return ids
+
+    def mode_images(self, modes: pd.DataFrame, *, split: str = "val", n: int = 6,
+                    seed: int = 0) -> list[np.ndarray]:
+        """Random example images of every mode of ``modes`` (one array per row), for grids."""
+        return [
+            self.images(split, self.mode_ids(split, cls, tags, n=n, seed=seed))
+            for cls, tags in zip(modes["class"], modes["tags"])
+        ]
+
+    def example_images(self, split: str = "val", *, n: int = 16, seed: int = 0
+                       ) -> tuple[np.ndarray, list[str]]:
+        """``n`` random images of a split and titles ``"class: tag, tag"`` from its tag matrix."""
+        s = self.split(split)
+        rng = np.random.default_rng(seed)
+        pick = sorted(rng.choice(len(s.tags), min(n, len(s.tags)), replace=False))
+        ids = list(s.tags.index[pick])
+        titles = [
+            f"{label}: " + ", ".join(s.tags.columns[s.tags.loc[i].to_numpy()])
+            for i, label in zip(ids, s.labels.loc[ids])
+        ]
+        return self.images(split, ids), titles
+
+    def class_accuracy(self, split: str = "val") -> pd.DataFrame:
+        """Per-class size and accuracy of a split."""
+        s = self.split(split)
+        frame = pd.DataFrame({"class": s.labels.to_numpy(), "correct": s.correct.to_numpy()})
+        out = frame.groupby("class")["correct"].agg(size="size", accuracy="mean")
+        return out.reset_index()
 
     # -- CLIP ------------------------------------------------------------------------------
     def _clip_model(self) -> Any:
@@ -319,3 +387,25 @@ def load_study(
     if not folder.is_dir():
         raise ValueError(f"dataset: expected 'toyworld' or an existing folder, got {dataset!r}")
     return _folder_study(folder, threshold=threshold)
+
+
+def search_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Search settings that suit the toy world, with the caller's non-None ``overrides`` applied.
+
+    The full world uses the demo's settings (``min_size=40, min_drop=0.30``, the paper's
+    necessity margins, ``max_tags=4``). The smoke world has about 100 val images per class and a
+    weak classifier, so it uses ``min_size=10, min_drop=0.20``. Notebooks pass their parameters
+    as overrides, where ``None`` means "the default for this world"::
+
+        search = search_defaults(smoke, min_size=min_size, min_drop=min_drop)
+    """
+    from .demo import DEFAULTS
+
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    if smoke:
+        out.update(min_size=10, min_drop=0.2)
+    unknown = set(overrides) - set(out)
+    if unknown:
+        raise ValueError(f"overrides: unknown search setting(s) {sorted(unknown)}")
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    return out

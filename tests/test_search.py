@@ -255,3 +255,13 @@ def test_bad_data_is_named():
         primekit.find_failure_modes(tags, labels, correct.astype(float).where(correct, np.nan))
     with pytest.raises(ValueError, match="labels: expected 60 values"):
         primekit.find_failure_modes(tags, [1, 2], correct)
+
+
+def test_modes_by_class_reads_like_the_appendix():
+    tags, labels, correct = planted()
+    modes = primekit.find_failure_modes(tags, labels, correct, min_size=20)
+    table = primekit.search.modes_by_class(modes)
+    fox = table[table["class"] == "fox"].iloc[0]
+    assert fox["n_modes"] == (modes["class"] == "fox").sum()
+    assert fox["n_2_tags"] >= 1
+    assert "dry + grass (" in fox["modes"] and fox["modes"].count("%)") == fox["n_modes"]
