@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/primekit demo --out $(OUT)
 
 test: $(STAMP)
+	bash scripts/install_browser.sh
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

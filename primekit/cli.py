@@ -20,6 +20,11 @@ __all__ = ["main", "build_parser"]
 # `primekit search` does not pay for torch.
 COMMANDS: dict[str, str] = {
     "search": "primekit.search_cli",
+    "demo": "primekit.demo",
+    "tag": "primekit.tagging.cli",
+    "embed": "primekit.tagging.cli_embed",
+    "predict": "primekit.tagging.cli_predict",
+    "report": "primekit.report",
 }
 
 

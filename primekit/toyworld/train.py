@@ -1,0 +1,347 @@
+"""The toy world's learned models: the classifier under study and the learned multi-label tagger.
+
+Both are small CNNs on the CPU. Images are average-pooled to 32x32 once before training (the
+networks see 32x32 inputs), which keeps training within a minute on 2 cores. Trained weights and
+their predictions are cached in the world folder under a key of their settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path, read_table, write_table
+from ..tags import matrix_to_tags
+from .render import ATTRIBUTES, CLASSES, render
+from .world import SPLITS, ToyWorld
+
+__all__ = [
+    "ClassifierConfig",
+    "TaggerConfig",
+    "train_classifier",
+    "load_classifier",
+    "predict",
+    "predict_images",
+    "train_tagger",
+    "learned_tags",
+    "tagger_quality",
+]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 2048
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+@contextlib.contextmanager
+def _threads(n: int = 1):
+    """Run torch on ``n`` threads: these nets are too small to gain from more, and on a busy
+    2-core machine two OpenMP threads run several times slower than one."""
+    torch = _torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _net(n_out: int, width: int = 32):
+    torch = _torch()
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, width, 5, stride=2, padding=2),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * width * 16, 128),
+        nn.ReLU(),
+        nn.Linear(128, n_out),
+    )
+
+
+def _prep(images: np.ndarray):
+    """uint8 (n, 64, 64, 3) -> float tensor (n, 3, 32, 32) in [-1, 1] (2x2 average pooling)."""
+    torch = _torch()
+    if images.ndim != 4 or images.shape[1:] != (64, 64, 3):
+        raise ValueError(f"images: expected shape (n, 64, 64, 3), got {images.shape}")
+    x = images.reshape(len(images), 32, 2, 32, 2, 3).mean(axis=(2, 4), dtype=np.float32)
+    x = x.transpose(0, 3, 1, 2) / 127.5 - 1.0
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _render_prep(table: pd.DataFrame, progress: bool, desc: str):
+    """Render a table chunk by chunk and keep only the pooled tensors (memory-light)."""
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    parts = []
+    for start in tqdm(range(0, len(table), _CHUNK), desc=desc, disable=not progress, leave=False):
+        parts.append(_prep(render(table.iloc[start : start + _CHUNK])))
+    return torch.cat(parts) if parts else torch.empty(0, 3, 32, 32)
+
+
+class ClassifierConfig(dict):
+    """Settings of the classifier (a dict, so it is hashed and stored as JSON)."""
+
+    def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 32, seed: int = 0):
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(dict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+class TaggerConfig(ClassifierConfig):
+    """Settings of the learned tagger (same fields as :class:`ClassifierConfig`)."""
+
+
+def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str):
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.2)
+    model.train()
+    stack = contextlib.ExitStack()
+    stack.enter_context(_threads(1))
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    stack.close()
+    model.eval()
+    return model
+
+
+def _logits(model, x, batch_size: int = 4096):
+    torch = _torch()
+    with torch.no_grad(), _threads(1):
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else torch.empty(0)
+
+
+def _seed_all(seed: int) -> None:
+    torch = _torch()
+    torch.manual_seed(seed)
+
+
+def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None, progress: bool = False):
+    """Train the toy world's classifier on the ``train`` split (or load it from the cache).
+
+    Parameters
+    ----------
+    world : ToyWorld
+    config : ClassifierConfig, optional
+        Epochs, batch size, learning rate, width, seed.
+    progress : bool
+        Show tqdm bars.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network (eval mode); it maps pooled images (see :func:`predict_images`) to logits over
+        :data:`CLASSES`. ``model.train_seconds_`` holds the training time (NaN when loaded).
+    """
+    torch = _torch()
+    config = ClassifierConfig() if config is None else config
+    path = world.path("models", f"classifier-{config.key}.pt")
+    model = _net(len(CLASSES), config["width"])
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        model.train_seconds_ = float("nan")
+        return model
+    t0 = time.perf_counter()
+    table = world.table("train")
+    x = _render_prep(table, progress, "render train")
+    y = torch.as_tensor(pd.Categorical(table["label"], categories=CLASSES).codes.astype(np.int64))
+    _seed_all(config["seed"])
+    model = _net(len(CLASSES), config["width"])
+    _fit(
+        model, x, y, loss_fn=torch.nn.functional.cross_entropy, epochs=config["epochs"],
+        batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"], progress=progress, desc="train classifier",
+    )
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    model.train_seconds_ = time.perf_counter() - t0
+    log.info("classifier trained in %.1f s", model.train_seconds_)
+    return model
+
+
+def load_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None):
+    """The cached classifier (trained first if missing); same as :func:`train_classifier`."""
+    return train_classifier(world, config=config)
+
+
+def predict_images(model, images: np.ndarray) -> pd.DataFrame:
+    """Classify images (uint8, (n, 64, 64, 3)); returns ``pred, confidence`` (one row per image)."""
+    torch = _torch()
+    probs = torch.softmax(_logits(model, _prep(images)), dim=1).numpy() if len(images) else np.zeros((0, len(CLASSES)))
+    return pd.DataFrame(
+        {"pred": np.asarray(CLASSES, dtype=object)[probs.argmax(1)] if len(probs) else [], "confidence": probs.max(1)}
+    )
+
+
+def predict(
+    world: ToyWorld, split: str, *, config: ClassifierConfig | None = None, progress: bool = False
+) -> pd.DataFrame:
+    """The classifier's predictions on a split (cached): the samples table of the data contract.
+
+    Returns
+    -------
+    DataFrame
+        ``id, label, pred, correct, confidence, split, path`` (one row per sample of the split).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    config = ClassifierConfig() if config is None else config
+    path = world.path("predictions", f"{split}-{config.key}.parquet")
+    if path.is_file():
+        return read_table(path)
+    model = train_classifier(world, config=config, progress=progress)
+    table = world.table(split)
+    torch = _torch()
+    from tqdm.auto import tqdm
+
+    preds = []
+    for start in tqdm(range(0, len(table), _CHUNK), desc=f"predict {split}", disable=not progress, leave=False):
+        x = _prep(render(table.iloc[start : start + _CHUNK]))
+        preds.append(torch.softmax(_logits(model, x), dim=1).numpy())
+    probs = np.concatenate(preds)
+    out = pd.DataFrame(
+        {
+            "id": table["id"].to_numpy(),
+            "label": table["label"].to_numpy(),
+            "pred": np.asarray(CLASSES, dtype=object)[probs.argmax(1)],
+        }
+    )
+    out["correct"] = out["label"] == out["pred"]
+    out["confidence"] = probs.max(1)
+    out["split"] = split
+    out["path"] = table["path"].to_numpy()
+    write_table(out, path)
+    return out
+
+
+# --------------------------------------------------------------------------- learned tagger
+def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progress: bool = False):
+    """Train the learned multi-label tagger on the ``tagger`` split (or load it from the cache).
+
+    A small CNN with one sigmoid output per attribute of :data:`ATTRIBUTES`, trained with binary
+    cross-entropy on the ground truth of a split the classifier never sees.
+
+    Returns
+    -------
+    torch.nn.Module
+        The tagger (eval mode); ``model.train_seconds_`` holds the training time.
+    """
+    torch = _torch()
+    config = TaggerConfig(epochs=8, lr=3e-3, width=32, seed=1) if config is None else config
+    path = world.path("models", f"tagger-{config.key}.pt")
+    model = _net(len(ATTRIBUTES), config["width"])
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        model.train_seconds_ = float("nan")
+        return model
+    t0 = time.perf_counter()
+    table = world.table("tagger")
+    x = _render_prep(table, progress, "render tagger split")
+    y = torch.as_tensor(table[list(ATTRIBUTES)].to_numpy(np.float32).copy())
+    _seed_all(config["seed"])
+    model = _net(len(ATTRIBUTES), config["width"])
+    _fit(
+        model, x, y, loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, epochs=config["epochs"],
+        batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"], progress=progress, desc="train tagger",
+    )
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    model.train_seconds_ = time.perf_counter() - t0
+    return model
+
+
+def learned_tags(
+    world: ToyWorld,
+    split: str,
+    *,
+    config: TaggerConfig | None = None,
+    min_score: float = 0.01,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Tag a split with the learned tagger: the long tag table ``id, tag, score`` (cached).
+
+    Scores are sigmoid probabilities; rows with ``score < min_score`` are dropped (they can never
+    pass a sensible threshold) to keep the table small.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
+    if not 0 <= min_score < 0.5:
+        raise ValueError(f"min_score: must lie in [0, 0.5), got {min_score}")
+    config = TaggerConfig(epochs=8, lr=3e-3, width=32, seed=1) if config is None else config
+    path = world.path("tags", f"learned-{split}-{config.key}.parquet")
+    if path.is_file():
+        return read_table(path)
+    torch = _torch()
+    model = train_tagger(world, config=config, progress=progress)
+    x = _render_prep(world.table(split), progress, f"render {split}")
+    scores = torch.sigmoid(_logits(model, x)).numpy().astype(np.float64)
+    ids = world.table(split)["id"].to_numpy()
+    matrix = pd.DataFrame(scores >= min_score, index=pd.Index(ids, name="id"), columns=list(ATTRIBUTES))
+    long = matrix_to_tags(matrix, scores=pd.DataFrame(scores, index=matrix.index, columns=matrix.columns))
+    write_table(long, path, metadata={"tagger": "toyworld-learned", "config": dict(config), "min_score": min_score})
+    return long
+
+
+def tagger_quality(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per-tag precision and recall of a boolean tag matrix against the ground truth.
+
+    Parameters
+    ----------
+    predicted, truth : DataFrame of bool
+        Sample x tag matrices (index id); ``predicted`` is aligned to ``truth``.
+
+    Returns
+    -------
+    DataFrame
+        Index tag; columns ``precision, recall, f1, support`` (support = true count).
+    """
+    pred = predicted.reindex(index=truth.index, columns=truth.columns, fill_value=False).to_numpy(bool)
+    true = truth.to_numpy(bool)
+    tp = (pred & true).sum(0)
+    precision = np.divide(tp, pred.sum(0), out=np.full(tp.shape, np.nan), where=pred.sum(0) > 0)
+    recall = np.divide(tp, true.sum(0), out=np.full(tp.shape, np.nan), where=true.sum(0) > 0)
+    f1 = 2 * precision * recall / (precision + recall)
+    return pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": true.sum(0)},
+        index=pd.Index(truth.columns, name="tag"),
+    )
+
+

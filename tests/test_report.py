@@ -1,0 +1,346 @@
+"""Specification of the run directory reader and the self-contained HTML report."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import primekit
+from primekit.io import write_table
+from primekit.report import (
+    load_run,
+    mode_members,
+    render_report,
+    search_settings,
+    thumbnail_bytes,
+    write_report,
+)
+from primekit.search import write_modes
+
+EVIL_TAG = "<script>alert(1)</script>"
+EVIL_CLASS = 'bird"><img src=x onerror=alert(2)>'
+SEARCH = {"min_size": 10, "min_drop": 0.3, "max_tags": 3, "necessity": {"2": 0.1, "3": 0.05}}
+COLOURS = {"cat": (200, 120, 40), "dog": (90, 60, 30), EVIL_CLASS: (40, 90, 200)}
+
+
+def make_run_dir(root: Path, *, n_per_class: int = 60, seed: int = 0) -> Path:
+    """A tiny run directory like ``primekit demo --out`` writes, with planted failure modes.
+
+    Three classes (one whose name is markup); tags ``grass, water, night, snow`` and a tag that is
+    a script. Planted: cat+night fails, dog+grass+water fails (neither tag alone), and the script
+    tag fails on the markup class. Images are PIL-drawn PNGs with relative paths.
+    """
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    (root / "figures").mkdir(exist_ok=True)
+    rows, tag_rows = [], []
+    classes = list(COLOURS)
+    for c, cls in enumerate(classes):
+        for i in range(n_per_class):
+            sid = f"s{c}_{i:03d}"
+            tags = {
+                t: bool(rng.random() < p)
+                for t, p in (
+                    ("grass", 0.5),
+                    ("water", 0.5),
+                    ("night", 0.35),
+                    ("snow", 0.2),
+                    (EVIL_TAG, 0.3),
+                )
+            }
+            p_wrong = 0.05
+            if cls == "cat" and tags["night"]:
+                p_wrong = 0.9
+            if cls == "dog" and tags["grass"] and tags["water"]:
+                p_wrong = 0.9
+            if cls == EVIL_CLASS and tags[EVIL_TAG]:
+                p_wrong = 0.9
+            correct = bool(rng.random() >= p_wrong)
+            pred = cls if correct else classes[(c + 1) % len(classes)]
+            img = Image.new("RGB", (32, 32), (30, 30, 60) if tags["night"] else (200, 220, 240))
+            draw = ImageDraw.Draw(img)
+            if tags["grass"]:
+                draw.rectangle([0, 24, 31, 31], fill=(40, 160, 40))
+            if tags["water"]:
+                draw.rectangle([0, 20, 15, 31], fill=(40, 80, 200))
+            draw.ellipse([8, 6, 24, 22], fill=COLOURS[cls])
+            path = f"images/{sid}.png"
+            img.save(root / path)
+            rows.append(
+                {
+                    "id": sid,
+                    "label": cls,
+                    "pred": pred,
+                    "correct": correct,
+                    "confidence": float(rng.random()),
+                    "split": "test",
+                    "path": path,
+                }
+            )
+            tag_rows += [{"id": sid, "tag": t, "score": 0.9} for t, on in tags.items() if on]
+            tag_rows += [{"id": sid, "tag": t, "score": 0.2} for t, on in tags.items() if not on]
+    samples = pd.DataFrame(rows)
+    long = pd.DataFrame(tag_rows)
+    write_table(samples, root / "samples.parquet")
+    write_table(long, root / "tags.parquet", metadata={"tagger": "synthetic"})
+    matrix = long.pivot(index="id", columns="tag", values="score") >= 0.5
+    labels = samples.set_index("id")["label"]
+    correct = samples.set_index("id")["correct"]
+    necessity = {int(k): v for k, v in SEARCH["necessity"].items()}
+    modes = primekit.find_failure_modes(
+        matrix,
+        labels,
+        correct,
+        min_size=SEARCH["min_size"],
+        min_drop=SEARCH["min_drop"],
+        max_tags=SEARCH["max_tags"],
+        necessity=necessity,
+    )
+    write_modes(modes, root / "failure_modes.csv")
+    summary = {
+        "classifier_accuracy": float(correct.mean()),
+        "n_failure_modes": len(modes),
+        "precision": 1.0,
+        "recall": 0.75,
+        "seconds": 1.5,
+        "search": SEARCH,
+        "note": "<i>not markup</i>",
+    }
+    (root / "summary.json").write_text(json.dumps(summary))
+    Image.new("RGB", (60, 40), (250, 250, 250)).save(root / "figures" / "02_overview.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run_dir(tmp_path_factory.mktemp("run") / "demo")
+
+
+class Page(HTMLParser):
+    """Collects what matters of a page: elements, text, scripts, attributes."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        (self.scripts if self._in_script else self.text).append(data)
+
+
+def parse(text: str) -> Page:
+    page = Page()
+    page.feed(text)
+    page.close()
+    return page
+
+
+# ---------------------------------------------------------------------------------------------
+# the run directory
+
+
+def test_load_run_aligns_samples_tags_and_modes(run_dir):
+    run = load_run(run_dir)
+    assert run.samples.index.equals(run.tags.index)
+    assert run.tags.dtypes.eq(bool).all()
+    assert EVIL_TAG in run.tags.columns
+    assert run.summary["search"]["min_size"] == 10
+    assert all(isinstance(t, tuple) for t in run.modes["tags"])
+    assert ("cat", ("night",)) in set(zip(run.modes["class"], run.modes["tags"], strict=True))
+    assert ("dog", ("grass", "water")) in set(
+        zip(run.modes["class"], run.modes["tags"], strict=True)
+    )
+    # relative image paths are resolved against the run directory
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in run.images)
+    assert [p.name for p in run.figures] == ["02_overview.png"]
+
+
+def test_load_run_keeps_one_split(run_dir):
+    assert len(load_run(run_dir, split="test").samples) == len(load_run(run_dir).samples)
+    with pytest.raises(ValueError, match="split"):
+        load_run(run_dir, split="train")
+
+
+def test_load_run_follows_the_recorded_search_settings(run_dir, tmp_path):
+    import shutil
+
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    summary = json.loads((copy / "summary.json").read_text())
+    summary["search"].update(split="test", threshold=0.95)
+    (copy / "summary.json").write_text(json.dumps(summary))
+    run = load_run(copy)
+    assert not run.tags.to_numpy().any()  # every score is 0.2 or 0.9 < 0.95
+    assert search_settings(run.summary) == {
+        "min_size": 10,
+        "min_drop": 0.3,
+        "max_tags": 3,
+        "split": "test",
+        "threshold": 0.95,
+        "necessity": {2: 0.1, 3: 0.05},
+    }
+    summary["search"]["split"] = "val"
+    (copy / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="split: no sample has split 'val'"):
+        load_run(copy)
+    assert len(load_run(copy, split="test").samples) == 180
+
+
+def test_load_run_leaves_out_splits_that_were_never_tagged(run_dir, tmp_path):
+    import shutil
+
+    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
+    samples = pd.read_parquet(copy / "samples.parquet")
+    held_out = samples.assign(id="h" + samples["id"], split="heldout")
+    write_table(pd.concat([samples, held_out]), copy / "samples.parquet")
+    run = load_run(copy)
+    assert len(run.samples) == len(samples) and set(run.samples["split"]) == {"test"}
+    assert len(load_run(copy, split="heldout").samples) == len(samples)
+
+
+def test_load_run_names_the_missing_piece(tmp_path):
+    with pytest.raises(ValueError, match="path: run directory .* does not exist"):
+        load_run(tmp_path / "nope")
+    tmp_path.joinpath("empty").mkdir()
+    with pytest.raises(ValueError, match="samples.parquet is missing"):
+        load_run(tmp_path / "empty")
+
+
+def test_mode_members_are_the_class_samples_with_every_tag(run_dir):
+    run = load_run(run_dir)
+    ids = mode_members(run.tags, run.labels, cls="dog", mode_tags=("grass", "water"))
+    expected = run.samples.index[(run.labels == "dog") & run.tags["grass"] & run.tags["water"]]
+    assert list(ids) == list(expected)
+    assert len(mode_members(run.tags, run.labels, cls="dog", mode_tags=())) == 60
+    with pytest.raises(ValueError, match="mode_tags"):
+        mode_members(run.tags, run.labels, cls="dog", mode_tags=("lava",))
+
+
+def test_thumbnails_never_fail(tmp_path):
+    from PIL import Image
+
+    good = tmp_path / "a.png"
+    Image.new("RGB", (20, 10), "red").save(good)
+    broken = tmp_path / "b.png"
+    broken.write_bytes(b"not a png")
+    for path in (good, broken, tmp_path / "missing.png", None):
+        data = thumbnail_bytes(path, size=40)
+        with Image.open(__import__("io").BytesIO(data)) as im:
+            assert max(im.size) == 40
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+
+def test_report_is_one_self_contained_file(run_dir, tmp_path):
+    out = write_report(run_dir, tmp_path / "sub" / "report.html")
+    text = out.read_text(encoding="utf-8")
+    page = parse(text)
+    # no leftovers of the atomic write
+    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]
+    # nothing is fetched from anywhere: every src/href is a data URI or an in-page anchor
+    for tag, attrs in page.tags:
+        for key in ("src", "href"):
+            if key in attrs:
+                assert attrs[key].startswith(("data:", "#")), (tag, attrs[key][:40])
+        assert tag not in ("link", "iframe", "object", "embed")
+    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv")]
+    assert csp and "default-src 'none'" in csp[0]
+    images = [a for t, a in page.tags if t == "img"]
+    thumbs = [a for a in images if a["src"].startswith("data:image/jpeg;base64,")]
+    figures = [a for a in images if a["src"].startswith("data:image/png;base64,")]
+    assert len(thumbs) > 20 and len(figures) == 1 and len(thumbs) + len(figures) == len(images)
+    assert len(text) < 2_000_000
+
+
+def test_report_lists_every_mode_in_a_sortable_table(run_dir):
+    run = load_run(run_dir)
+    page = parse(render_report(run))
+    heads = [a for t, a in page.tags if t == "th" and "title" in a]
+    assert len(heads) == 9  # #, class, tags, n_tags, size, accuracy, class_accuracy, drop, margin
+    sections = [a["id"] for t, a in page.tags if t == "section"]
+    assert sections == [f"mode-{i + 1}" for i in range(len(run.modes))]
+    numeric = [
+        a["data-sort-value"]
+        for t, a in page.tags
+        if t == "td" and a.get("class") == "num" and "data-sort-value" in a
+    ]
+    assert all(v == "" or float(v) == float(v) for v in numeric)
+    text = " ".join(page.text)
+    for description in run.modes["description"]:
+        assert description in text
+    assert "dog grass water" in text
+    assert len(page.scripts) == 1 and "aria-sort" in page.scripts[0]
+
+
+def test_report_escapes_every_data_string(run_dir):
+    text = render_report(run_dir)
+    page = parse(text)
+    # the script tag in the data is text, never an element; the class name never breaks out
+    assert len([t for t, _ in page.tags if t == "script"]) == 1
+    assert "<script>alert(1)</script>" not in text.replace("<script>" + page.scripts[0], "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert not any("onerror" in attrs for _, attrs in page.tags)
+    assert [a for t, a in page.tags if t == "img" and a.get("src") == "x"] == []
+    assert EVIL_TAG in " ".join(page.text)  # shown to the reader, as text
+    assert EVIL_CLASS in " ".join(page.text)
+    assert "<i>not markup</i>" in " ".join(page.text)
+    # the only script is the sorting script, pinned by its hash in the CSP
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha256(page.scripts[0].encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in text
+
+
+def test_report_thumbnails_are_random_but_reproducible(run_dir):
+    a, b, c = (render_report(run_dir, seed=s) for s in (0, 0, 1))
+    assert a == b
+    assert a != c
+
+
+def test_report_options(run_dir):
+    page = parse(render_report(run_dir, max_modes=1, n_thumbs=0, figures=False, title="T<1>"))
+    assert [a["id"] for t, a in page.tags if t == "section"] == ["mode-1"]
+    assert [t for t, _ in page.tags if t == "img"] == []
+    assert "T<1>" in page.text
+    for bad in ({"n_thumbs": -1}, {"thumb_size": 2}, {"max_modes": "3"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            render_report(run_dir, **bad)
+    with pytest.raises(ValueError, match="out"):
+        write_report(run_dir, "report.txt")
+
+
+def test_report_without_modes(run_dir, tmp_path):
+    run = load_run(run_dir)
+    run.modes = run.modes.head(0)
+    page = parse(render_report(run))
+    assert "No failure modes" in " ".join(page.text)
+
+
+def test_cli_writes_the_report(run_dir, tmp_path, capsys):
+    from primekit.cli import main
+
+    out = tmp_path / "r.html"
+    assert main(["report", "--run", str(run_dir), "--out", str(out), "--n-thumbs", "4"]) == 0
+    assert out.is_file() and re.search(r"<table class=\"modes\">", out.read_text())
+    assert main(["report", "--run", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
