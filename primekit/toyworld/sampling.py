@@ -76,7 +76,7 @@ _BINARY = {
 }
 _OUTDOOR_ONLY = ("fog", "rain", "tree", "cloud", "fence", "rock")
 _CATEGORICAL = {
-    "size": (("small", 0.25), ("large", 0.25)),
+    "size": (("small", 0.35), ("large", 0.2)),
     "texture": (("striped", 0.2), ("spotted", 0.2)),
     "position": (("left", 0.25), ("right", 0.25)),
 }

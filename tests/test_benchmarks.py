@@ -1,0 +1,101 @@
+"""The search benchmark's own machinery: a deterministic generator, peers that agree, a runner that runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from generate import Scenario, generate  # noqa: E402
+from peers import PEERS, brute_force  # noqa: E402
+
+TINY = Scenario(3, 400, tags_per_class=16, mean_tags=5.0, seed=7)
+PARAMS = {
+    "min_size": 12,
+    "min_drop": 0.25,
+    "necessity": {2: 0.10, 3: 0.05, 4: 0.025},
+    "max_tags": 4,
+}
+
+
+def keys(modes: pd.DataFrame) -> set:
+    return set(
+        zip(modes["class"], map(tuple, modes["tags"]), modes["size"].astype(int), strict=True)
+    )
+
+
+def test_generator_is_deterministic_and_seeded():
+    a = generate(TINY)
+    b = generate(TINY)
+    pd.testing.assert_frame_equal(a[0], b[0])
+    pd.testing.assert_series_equal(a[1], b[1])
+    pd.testing.assert_series_equal(a[2], b[2])
+    assert generate(TINY, return_planted=True)[3] == generate(TINY, return_planted=True)[3]
+    assert not a[0].attrs  # attrs would be deep-copied by every pandas operation
+    c = generate(TINY, seed=8)
+    assert not a[0].equals(c[0].reindex(columns=a[0].columns, fill_value=False))
+
+
+def test_generator_shapes_and_subsets():
+    tags, labels, correct = generate(TINY)
+    assert tags.shape[0] == 3 * 400 and tags.dtypes.eq(bool).all()
+    assert tags.index.equals(labels.index) and tags.index.equals(correct.index)
+    assert labels.value_counts().eq(400).all()
+    assert 3.0 < tags.sum(axis=1).mean() < 7.0  # around mean_tags
+    # A scenario with fewer classes is exactly the first classes of the bigger one.
+    sub_tags, _, sub_correct = generate(TINY, n_classes=2)
+    head = tags.iloc[: 2 * 400]
+    pd.testing.assert_frame_equal(head[sub_tags.columns], sub_tags)
+    assert not head.drop(columns=sub_tags.columns).to_numpy().any()
+    assert (sub_correct.to_numpy() == correct.iloc[: 2 * 400].to_numpy()).all()
+
+
+def test_peers_agree_with_brute_force_and_each_other():
+    tags, labels, correct = generate(TINY)
+    expected = keys(brute_force(tags, labels, correct, **PARAMS))
+    assert expected  # the planted failures make the problem non-trivial
+    for name, peer in PEERS.items():
+        assert keys(peer(tags, labels, correct, **PARAMS)) == expected, name
+    # a subset of classes gives the subset of the modes
+    one = sorted(labels.unique())[:1]
+    got = keys(PEERS["pure Python"](tags, labels, correct, classes=one, **PARAMS))
+    assert got == {k for k in expected if k[0] in one}
+
+
+def test_primekit_agrees_with_peers():
+    primekit = pytest.importorskip("primekit")
+    if not hasattr(primekit, "find_failure_modes"):
+        pytest.skip("primekit.find_failure_modes not available")
+    tags, labels, correct = generate(TINY)
+    expected = keys(brute_force(tags, labels, correct, **PARAMS))
+    assert keys(primekit.find_failure_modes(tags, labels, correct, **PARAMS)) == expected
+
+
+def test_runner_quick_mode_runs(tmp_path):
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "run.py"),
+            "--quick",
+            "--scenario",
+            "tiny",
+            "--markdown",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = out.read_text()
+    assert "| tiny | primekit (n_jobs=1) |" in report
+    for name in PEERS:
+        assert f"| tiny | {name} |" in report
+    assert "NO:" not in report
