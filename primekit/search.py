@@ -267,7 +267,7 @@ def _class_rows(problem: _Problem) -> list[np.ndarray]:
 def _class_data(problem: _Problem, params: _Params, k: int, rows: np.ndarray) -> _ClassData:
     """Pack one class: its candidate tags T_c (sorted by name) as bit rows."""
     sub = problem.matrix[rows]
-    counts = np.count_nonzero(sub, axis=0)
+    counts = sub.view(np.uint8).sum(axis=0, dtype=np.int64)
     cols = problem.name_order[counts[problem.name_order] >= max(params.min_tag_count, params.min_size)]
     ok = problem.correct[rows]
     wrong = sub[~ok][:, cols]
@@ -355,26 +355,18 @@ def _run(
     lattice: bool,
     progress: bool,
 ) -> pd.DataFrame:
-    def one(item: tuple[int, np.ndarray]) -> pd.DataFrame:
+    def one(item: tuple[int, np.ndarray]) -> _ClassResult:
         k, rows = item
         cd = _class_data(problem, params, k, rows)
-        return _frame(cd, work(cd), lattice, k)
+        return _ClassResult(k, cd, *work(cd))
 
     jobs = list(enumerate(_class_rows(problem)))
     if params.n_jobs > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(params.n_jobs) as pool:
-            frames = list(_progress(pool.map(one, jobs), len(jobs), progress))
+            results = list(_progress(pool.map(one, jobs), len(jobs), progress))
     else:
-        frames = list(_progress(map(one, jobs), len(jobs), progress))
-    frames = [f for f in frames if len(f)]
-    columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
-    if not frames:
-        return _empty(columns)
-    out = pd.concat(frames, ignore_index=True)
-    out["_key"] = ["\x00".join(t) for t in out["tags"]]
-    out = out.sort_values(["class_rank", "n_tags", "accuracy", "_key"], kind="stable")
-    out = out.reset_index(drop=True)
-    return out[columns]
+        results = list(_progress(map(one, jobs), len(jobs), progress))
+    return _table([r for r in results if len(r.sizes)], lattice)
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
@@ -385,30 +377,53 @@ def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:
     return tqdm(it, total=total, desc="classes", unit="class")
 
 
-def _frame(cd: _ClassData, res: tuple, lattice: bool, rank: int) -> pd.DataFrame:
-    items, sizes, corr, margins, is_mode = res
-    if len(sizes) == 0:
-        return pd.DataFrame()
-    tags = [tuple(cd.names[np.sort(row[row >= 0])]) for row in items]
-    acc = corr / sizes
+@dataclass(frozen=True)
+class _ClassResult:
+    rank: int
+    cd: _ClassData
+    items: np.ndarray
+    sizes: np.ndarray
+    corr: np.ndarray
+    margins: np.ndarray
+    is_mode: np.ndarray
+
+
+def _table(results: list[_ClassResult], lattice: bool) -> pd.DataFrame:
+    """One DataFrame from the raw arrays of every class, built once (not per class)."""
+    columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
+    if not results:
+        return _empty(columns)
+    counts = [len(r.sizes) for r in results]
+    n_tags = np.concatenate([(r.items >= 0).sum(axis=1) for r in results]).astype(np.int64)
+    sizes = np.concatenate([r.sizes for r in results]).astype(np.int64)
+    acc = np.concatenate([r.corr for r in results]) / sizes
+    class_acc = np.repeat([r.cd.accuracy for r in results], counts)
+    tags = [
+        tuple(r.cd.names[np.sort(row[row >= 0])]) for r in results for row in r.items
+    ]
+    labels = np.empty(len(sizes), dtype=object)
+    labels[:] = [r.cd.label for r, c in zip(results, counts) for _ in range(c)]
     frame = pd.DataFrame(
         {
-            "class": [cd.label] * len(sizes),
+            "class": labels,
             "tags": tags,
-            "n_tags": (items >= 0).sum(axis=1).astype(np.int64),
-            "size": sizes.astype(np.int64),
+            "n_tags": n_tags,
+            "size": sizes,
             "accuracy": acc,
-            "class_accuracy": cd.accuracy,
-            "drop": cd.accuracy - acc,
-            "necessity_margin": np.where((items >= 0).sum(axis=1) == 1, np.nan, margins),
+            "class_accuracy": class_acc,
+            "drop": class_acc - acc,
+            "necessity_margin": np.where(
+                n_tags == 1, np.nan, np.concatenate([r.margins for r in results])
+            ),
         }
     )
-    frame["class_rank"] = rank
     if lattice:
-        frame["is_failure_mode"] = is_mode.astype(bool)
+        frame["is_failure_mode"] = np.concatenate([r.is_mode for r in results]).astype(bool)
     else:
-        frame["description"] = [describe(cd.label, t) for t in tags]
-    return frame
+        frame["description"] = [describe(c, t) for c, t in zip(labels, tags)]
+    key = ["\x00".join(t) for t in tags]
+    order = np.lexsort((key, acc, n_tags, np.repeat([r.rank for r in results], counts)))
+    return frame.iloc[order].reset_index(drop=True)[columns]
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
