@@ -251,7 +251,7 @@ def run_demo(
         "tagger_precision": float(quality["precision"].mean()),
         "tagger_recall": float(quality["recall"].mean()),
         "clip_auroc": clip_auroc,
-        "search": {"min_size": int(min_size), "min_drop": min_drop, "necessity": necessity, "max_tags": max_tags},
+        "search": {"min_size": int(min_size), "min_drop": min_drop, "necessity": necessity, "max_tags": max_tags, "split": "val", "threshold": threshold},
         "world": {"root": str(world.root), **{f"n_{s}": world.config.size(s) for s in tw.SPLITS}, "seed": seed, "smoke": smoke},
     }
     summary = _jsonable(summary)
@@ -259,6 +259,9 @@ def run_demo(
 
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
+    from .report import write_report
+
+    write_report(out, out / "report.html")
     return summary
 
 

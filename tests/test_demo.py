@@ -39,6 +39,8 @@ def test_demo_writes_the_files(demo_run):
     assert read_metadata(out / "tags.parquet")["tagger"] == "toyworld-learned"
     assert (out / "figures" / "demo_mode_grid.png").is_file() == (len(modes) > 0)
     assert (out / "figures" / "demo_subsets.png").is_file() == (len(modes) > 0)
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
 
 
 def test_demo_summary(demo_run):
