@@ -55,7 +55,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def key_numbers(numbers: Mapping[str, Any]) -> Any:
+def key_numbers(numbers: Mapping[str, Any]) -> None:
     """Show a notebook's key numbers as a table and tag them for the runner.
 
     Call it in the last cell: ``key_numbers({"n_failure_modes": 42, ...})``. In Jupyter it renders
@@ -70,7 +70,6 @@ def key_numbers(numbers: Mapping[str, Any]) -> Any:
         {KEY_NUMBERS_MIME: plain, "text/html": table.to_html(), "text/plain": repr(table)},
         raw=True,
     )
-    return table
 
 
 def _collect_key_numbers(nb: Any) -> dict[str, Any]:

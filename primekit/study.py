@@ -28,7 +28,7 @@ import pandas as pd
 from .samples import search_inputs, validate_samples
 from .search import find_failure_modes
 
-__all__ = ["Split", "Study", "load_study", "search_defaults"]
+__all__ = ["Split", "Study", "load_study", "search_defaults", "generated_examples"]
 
 
 @dataclass
@@ -409,3 +409,34 @@ def search_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
         raise ValueError(f"overrides: unknown search setting(s) {sorted(unknown)}")
     out.update({k: v for k, v in overrides.items() if v is not None})
     return out
+
+
+def generated_examples(
+    study: Study, modes: pd.DataFrame, *, n: int = 6, seed: int = 0
+) -> list[np.ndarray]:
+    """``n`` newly generated images of every mode of ``modes`` (paper 4.2, Fig. 4), for display.
+
+    Parameters
+    ----------
+    study : Study with a generator (``study.can_generate``)
+    modes : DataFrame with ``class`` and ``tags`` (e.g. from
+        :func:`primekit.metrics.select_generation_modes`)
+    n : int
+        Images per mode.
+    seed : int
+        Mode number i (row position) is generated with seed ``seed + i``.
+
+    Returns
+    -------
+    list of arrays (n, H, W, 3), one per row of ``modes``, in order.
+    """
+    if not isinstance(modes, pd.DataFrame) or not {"class", "tags"} <= set(modes.columns):
+        raise ValueError("modes: expected a DataFrame with columns 'class' and 'tags'")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    if not study.can_generate:
+        raise ValueError(f"study: dataset {study.name!r} has no image generator")
+    return [
+        study.generate(cls, tuple(tags), n, seed=seed + i)
+        for i, (cls, tags) in enumerate(zip(modes["class"], modes["tags"], strict=True))
+    ]

@@ -1,0 +1,152 @@
+"""Plots of a tagger's output (notebook 01). Each takes ``ax=`` and returns it; none shows or saves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+__all__ = [
+    "plot_tag_count_distribution",
+    "plot_tag_heatmap",
+    "plot_threshold_sweep",
+    "plot_tag_quality",
+]
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (6, 4)) -> Axes:
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _require(table: pd.DataFrame, argument: str, columns: Sequence[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{argument}: missing column(s) {missing}")
+
+
+def plot_tag_count_distribution(distribution: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Bars of the share of images with 0, 1, 2, ... tags, one colour per tagger.
+
+    Parameters
+    ----------
+    distribution : DataFrame from :func:`primekit.tag_stats.tag_count_distribution`
+    """
+    if not isinstance(distribution, pd.DataFrame) or distribution.empty:
+        raise ValueError("distribution: expected a non-empty DataFrame of shares")
+    ax = _axes(ax)
+    width = 0.8 / distribution.shape[1]
+    x = np.arange(len(distribution))
+    for k, name in enumerate(distribution.columns):
+        ax.bar(x + (k - (distribution.shape[1] - 1) / 2) * width, distribution[name], width,
+               label=str(name))
+    ax.set_xticks(x, [str(i) for i in distribution.index])
+    ax.set_xlabel("tags per image")
+    ax.set_ylabel("share of images")
+    ax.legend(frameon=False)
+    return ax
+
+
+def plot_tag_heatmap(
+    frequencies: pd.DataFrame,
+    *,
+    tags: Sequence[str] | None = None,
+    annotate: bool = True,
+    ax: Axes | None = None,
+) -> Axes:
+    """Heat map of tag frequency per class (rows = classes, columns = tags).
+
+    Parameters
+    ----------
+    frequencies : long DataFrame with ``class``, ``tag``, ``frequency`` (from
+        :func:`primekit.tag_frequencies`)
+    tags : columns to show, in order; default every tag, most frequent overall first
+    annotate : write the percentage in cells of 10% or more
+    """
+    _require(frequencies, "frequencies", ["class", "tag", "frequency"])
+    table = frequencies.pivot_table(index="class", columns="tag", values="frequency",
+                                    aggfunc="mean", fill_value=0.0)
+    if tags is None:
+        tags = list(table.mean(axis=0).sort_values(ascending=False, kind="stable").index)
+    table = table.reindex(columns=list(tags), fill_value=0.0)
+    ax = _axes(ax, (max(6, 0.32 * table.shape[1]), max(2.5, 0.4 * table.shape[0])))
+    image = ax.imshow(table.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(np.arange(table.shape[1]), [str(t) for t in table.columns], rotation=60,
+                  ha="right", fontsize=8)
+    ax.set_yticks(np.arange(table.shape[0]), [str(c) for c in table.index], fontsize=8)
+    if annotate:
+        for (r, c), value in np.ndenumerate(table.to_numpy()):
+            if value >= 0.1:
+                ax.text(c, r, f"{value:.0%}"[:-1], ha="center", va="center", fontsize=6,
+                        color="black" if value > 0.6 else "white")
+    ax.figure.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="share of class images")
+    return ax
+
+
+def plot_threshold_sweep(
+    sweep: pd.DataFrame,
+    columns: Sequence[str] = ("precision", "recall"),
+    *,
+    threshold: float | None = None,
+    ylabel: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Lines of sweep columns against the tag score threshold.
+
+    Parameters
+    ----------
+    sweep : DataFrame from :func:`primekit.tag_stats.threshold_sweep`
+    columns : the columns to draw (one line each), e.g. ``("precision", "recall")`` or
+        ``("tags_per_image",)``
+    threshold : mark the threshold in use with a vertical line
+    ylabel : label of the y axis (default: the column name when there is one)
+    """
+    _require(sweep, "sweep", ["threshold", *columns])
+    ax = _axes(ax)
+    for column in columns:
+        ax.plot(sweep["threshold"], sweep[column], marker="o", markersize=3,
+                label=column.replace("_", " "))
+    if threshold is not None:
+        ax.axvline(threshold, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("tag score threshold")
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    elif len(columns) == 1:
+        ax.set_ylabel(columns[0].replace("_", " "))
+    if len(columns) > 1:
+        ax.legend(frameon=False)
+    return ax
+
+
+def plot_tag_quality(quality: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
+    """Per-tag precision and recall against the ground truth, tags sorted by F1 (best on top).
+
+    Parameters
+    ----------
+    quality : DataFrame indexed by tag with ``precision`` and ``recall`` (and ``f1``), e.g. from
+        :func:`primekit.toyworld.tagger_quality`. Undefined precision (a tag never predicted) is
+        drawn as 0 and marked with a cross.
+    """
+    _require(quality, "quality", ["precision", "recall"])
+    order = quality["f1"] if "f1" in quality.columns else quality["recall"]
+    table = quality.assign(_order=order.fillna(0.0)).sort_values("_order", kind="stable")
+    ax = _axes(ax, (5, max(3, 0.22 * len(table))))
+    y = np.arange(len(table))
+    ax.barh(y + 0.2, table["precision"].fillna(0.0), 0.4, label="precision", color="tab:blue")
+    ax.barh(y - 0.2, table["recall"].fillna(0.0), 0.4, label="recall", color="tab:orange")
+    undefined = table["precision"].isna().to_numpy()
+    if undefined.any():
+        ax.scatter(np.full(undefined.sum(), 0.01), y[undefined] + 0.2, marker="x",
+                   color="tab:blue", s=14, clip_on=False, label="never predicted")
+    ax.set_yticks(y, [str(t) for t in table.index], fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("against ground truth")
+    ax.legend(frameon=False, loc="lower right", fontsize=8)
+    return ax
