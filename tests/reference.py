@@ -36,7 +36,7 @@ def brute_force_modes(
         class_acc = ok.mean()
         vocab = [t for t in cols if sub[t].sum() >= min_tag_count]
 
-        def stats(subset):
+        def stats(subset, sub=sub, ok=ok):
             inside = np.ones(len(sub), bool)
             for t in subset:
                 inside &= sub[t].to_numpy()

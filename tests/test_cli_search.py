@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_search import planted
 
 import primekit
 from primekit.cli import main
 from primekit.search import read_modes
-from test_search import planted
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import brute_force_modes
 
 import primekit
 from primekit.search import MODE_COLUMNS, modes_from_csv_frame, modes_to_csv_frame
-from reference import brute_force_modes
 
 
 def as_dict(modes: pd.DataFrame) -> dict:
