@@ -1,0 +1,150 @@
+"""Plots of the hyperparameter sweeps (appendix A.5, A.6, Fig. 10). Each takes ``ax=`` (or
+``axes=``) and returns it; none shows or saves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .plots_eval import plot_generalization
+
+__all__ = ["plot_sweep_heatmap", "plot_generalization_panels", "plot_search_comparison"]
+
+
+def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 4)) -> Axes:
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _require(table: pd.DataFrame, argument: str, columns: list[str]) -> None:
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{argument}: missing column(s) {missing}")
+
+
+def plot_sweep_heatmap(
+    sweep: pd.DataFrame,
+    *,
+    value: str = "n_modes",
+    fmt: str = "{:.0f}",
+    cmap: str = "viridis",
+    ax: Axes | None = None,
+) -> Axes:
+    """A.5: one value of a sweep over s (rows) and a (columns) as an annotated heat map.
+
+    Parameters
+    ----------
+    sweep : DataFrame from :func:`primekit.metrics.generalization_sweep` (``min_size``,
+        ``min_drop`` and ``value``)
+    value : column to show, e.g. ``"n_modes"``, ``"corrcoef"``, ``"share_at_least"``
+    fmt : format of the numbers written in the cells (NaN cells are left blank)
+    """
+    _require(sweep, "sweep", ["min_size", "min_drop", value])
+    ax = _axes(ax)
+    table = sweep.pivot_table(index="min_size", columns="min_drop", values=value, dropna=False)
+    data = table.to_numpy(dtype=float)
+    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")
+    finite = data[np.isfinite(data)]
+    middle = (finite.min() + finite.max()) / 2 if len(finite) else 0.0
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, fmt.format(v), ha="center", va="center",
+                    color="white" if v < middle else "black", fontsize=9)
+    ax.set_xticks(range(table.shape[1]), [f"{a:.0%}" for a in table.columns])
+    ax.set_yticks(range(table.shape[0]), [str(s) for s in table.index])
+    ax.set_xlabel("a (min_drop)")
+    ax.set_ylabel("s (min_size)")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def plot_generalization_panels(
+    recovered: pd.DataFrame,
+    *,
+    points: Sequence[tuple[int, float]] | None = None,
+    min_test_drop: float | None = 0.25,
+    axes: Sequence[Axes] | None = None,
+) -> np.ndarray:
+    """Fig. 10: train drop vs test drop with y = x, one panel per (s, a).
+
+    Parameters
+    ----------
+    recovered : DataFrame from :func:`primekit.sweeps.sweep_recovered`
+    points : the (s, a) pairs to draw (default: every pair in ``recovered``)
+    min_test_drop : horizontal guide (None: none)
+    axes : one Axes per point (default: a new row of panels)
+
+    Returns
+    -------
+    array of the Axes drawn on.
+    """
+    _require(recovered, "recovered", ["min_size", "min_drop", "drop", "test_drop"])
+    if points is None:
+        points = list(dict.fromkeys(zip(recovered["min_size"], recovered["min_drop"], strict=False)))
+    points = [(int(s), float(a)) for s, a in points]
+    if not points:
+        raise ValueError("points: nothing to draw (recovered has no rows)")
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, len(points), figsize=(3.2 * len(points), 3.4), squeeze=False,
+                               sharex=True, sharey=True)
+    axes = np.asarray(axes, dtype=object).ravel()
+    if len(axes) < len(points):
+        raise ValueError(f"axes: need {len(points)} Axes, got {len(axes)}")
+    for ax, (s, a) in zip(axes, points, strict=False):
+        rows = recovered[(recovered["min_size"] == s) & np.isclose(recovered["min_drop"], a)]
+        plot_generalization(rows, min_test_drop=min_test_drop, ax=ax)
+        shown = rows[rows["test_drop"].notna()]
+        r = (np.corrcoef(shown["drop"], shown["test_drop"])[0, 1]
+             if len(shown) > 2 and shown["drop"].std() > 0 and shown["test_drop"].std() > 0
+             else np.nan)
+        corr = f", r = {r:.2f}" if np.isfinite(r) else ""
+        ax.set_title(f"s={s}, a={a:.0%}: {len(rows)} mode{'s' if len(rows) != 1 else ''}{corr}",
+                     fontsize=9)
+        if ax is not axes[0]:
+            ax.set_ylabel("")
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()
+    return axes[: len(points)]
+
+
+def plot_search_comparison(
+    comparison: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+) -> Axes:
+    """A.6: modes found by each search method (bars: recovered exhaustive modes), with the wall
+    time on a second axis.
+
+    Parameters
+    ----------
+    comparison : DataFrame from :func:`primekit.sweeps.compare_search_methods`
+    """
+    _require(comparison, "comparison", ["n_modes", "n_exhaustive", "seconds"])
+    ax = _axes(ax, (6, 3.5))
+    x = np.arange(len(comparison))
+    ax.bar(x, comparison["n_modes"], color="tab:blue", label="modes found")
+    if len(comparison):
+        ax.axhline(comparison["n_exhaustive"].iloc[0], color="grey", linestyle="--",
+                   linewidth=1, label="exhaustive")
+    ax.set_xticks(x, [str(m) for m in comparison.index], rotation=15, ha="right")
+    ax.set_ylabel("failure modes found")
+    timing = ax.twinx()
+    timing.plot(x, 1000 * comparison["seconds"], color="tab:red", marker="o", label="time")
+    timing.set_ylabel("time (ms)", color="tab:red")
+    timing.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()
+    more = timing.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.28), ncol=3, fontsize=8)
+    return ax
