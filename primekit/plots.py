@@ -105,12 +105,15 @@ def plot_mode_grid(
                 spine.set_visible(False)
             if c < len(imgs):
                 ax.imshow(imgs[c], interpolation="nearest")
-        axes[r, 0].set_title(
+        title = axes[r, 0].set_title(
             f"{row['class']}: {tags}   accuracy {row['accuracy']:.0%} vs {row['class_accuracy']:.0%} (n={row['size']})",
             fontsize=8,
             loc="left",
         )
-    fig.tight_layout()
+        # a long title must not widen the first column; hspace leaves room for it
+        title.set_in_layout(False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / fig.get_figheight(),
+                        wspace=0.05, hspace=0.35)
     return fig
 
 
