@@ -233,14 +233,22 @@ def search_class(bits, ebits, candidates, min_size, min_errors, max_tags, acc_li
             out_mode[m] = is_mode
             m += 1
         if d + 2 == max_tags and leaf_cut and k + 1 < count[d]:
-            # children are leaves: test each in place, without storing its bitset
+            # children are leaves: test each in place, without storing its bitset. A leaf is a
+            # mode only if removing its last tag (giving this node) raises accuracy by b, so its
+            # accuracy is also bounded by this node's accuracy minus b: a tighter error floor.
+            leaf_limit = min(limit, acc - necessity[d + 2] + TOL)
+            leaf_slack = 1.0 - leaf_limit
+            leaf_errors = min_errors
+            floor = np.ceil(leaf_slack * min_size - 1e-6)
+            if floor > leaf_errors:
+                leaf_errors = np.int64(floor)
             for k2 in range(k + 1, count[d]):
                 e2 = 0
                 for w in range(e_words):
                     e2 += _ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
-                if e2 < min_errors:
+                if e2 < leaf_errors:
                     continue
-                most = e2 / slack
+                most = e2 / leaf_slack
                 n2 = 0
                 for w in range(n_words):
                     n2 += _ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
