@@ -388,6 +388,20 @@ class _ClassResult:
     is_mode: np.ndarray
 
 
+def _tag_tuples(items: np.ndarray, names: np.ndarray) -> list[tuple]:
+    """Rows of -1-padded tag indices -> sorted tuples of tag names (vectorised per length)."""
+    width = items.shape[1]
+    ordered = np.sort(np.where(items < 0, np.iinfo(np.int64).max, items), axis=1)
+    lengths = (items >= 0).sum(axis=1)
+    out: list[tuple] = [()] * len(items)
+    for k in range(1, width + 1):
+        rows = np.flatnonzero(lengths == k)
+        if len(rows):
+            for i, t in zip(rows.tolist(), map(tuple, names[ordered[rows, :k]].tolist())):
+                out[i] = t
+    return out
+
+
 def _table(results: list[_ClassResult], lattice: bool) -> pd.DataFrame:
     """One DataFrame from the raw arrays of every class, built once (not per class)."""
     columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
@@ -398,9 +412,7 @@ def _table(results: list[_ClassResult], lattice: bool) -> pd.DataFrame:
     sizes = np.concatenate([r.sizes for r in results]).astype(np.int64)
     acc = np.concatenate([r.corr for r in results]) / sizes
     class_acc = np.repeat([r.cd.accuracy for r in results], counts)
-    tags = [
-        tuple(r.cd.names[np.sort(row[row >= 0])]) for r in results for row in r.items
-    ]
+    tags = [t for r in results for t in _tag_tuples(r.items, r.cd.names)]
     labels = np.empty(len(sizes), dtype=object)
     labels[:] = [r.cd.label for r, c in zip(results, counts) for _ in range(c)]
     frame = pd.DataFrame(
