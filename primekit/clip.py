@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._jobs import file_identity, run_image_job, write_errors
+from ._jobs import file_identity, run_image_job
 from .images import read_image_source
 
 __all__ = [
@@ -246,8 +246,7 @@ def embed_images(
         ``id`` then ``emb_0 ... emb_{d-1}`` (float32, unit norm), one row per readable image in
         source order; unreadable images are in ``attrs["errors"]`` and ``<out stem>.errors.csv``.
     """
-    from .io import write_table
-    from .tagging.base import _check_out, _error_table, _summarise
+    from .tagging.base import _check_out, _error_table, _finish
 
     if out is not None:
         _check_out(out)
@@ -279,13 +278,7 @@ def embed_images(
         "n_images": int(len(images)),
         "n_errors": int(len(errors)),
     }
-    _summarise("embed", len(images), job, errors, out)
-    if out is not None:
-        write_table(table, out, metadata=metadata, argument="out")
-        write_errors(errors, out)
-    table.attrs["metadata"] = metadata
-    table.attrs["errors"] = errors
-    return table
+    return _finish("embed", table, job, errors, out, metadata, n_images=len(images))
 
 
 def read_embeddings(path: str | os.PathLike) -> tuple[pd.Index, np.ndarray]:

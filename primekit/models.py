@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._jobs import file_identity, run_image_job, write_errors
+from ._jobs import file_identity, run_image_job
 from .images import read_image_source
 
 __all__ = ["Classifier", "load_classifier", "predict", "imagenet_transform"]
@@ -214,8 +214,7 @@ def predict(
         ``id, label, pred, correct, confidence`` (+ ``split``, ``path``); ``label``/``correct``
         only when the source has labels. Failed images are in ``attrs["errors"]``.
     """
-    from .io import write_table
-    from .tagging.base import _check_out, _error_table, _summarise
+    from .tagging.base import _check_out, _error_table, _finish
 
     if out is not None:
         _check_out(out)
@@ -272,10 +271,4 @@ def predict(
         "n_images": int(len(images)),
         "n_errors": int(len(errors)),
     }
-    _summarise("predict", len(images), job, errors, out)
-    if out is not None:
-        write_table(table, out, metadata=metadata, argument="out")
-        write_errors(errors, out)
-    table.attrs["metadata"] = metadata
-    table.attrs["errors"] = errors
-    return table
+    return _finish("predict", table, job, errors, out, metadata, n_images=len(images))

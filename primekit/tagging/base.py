@@ -253,9 +253,22 @@ def tag_images(
         "n_errors": int(len(errors)),
         "cache": str(Path(cache_dir or default_cache_dir()) / "tags" / job.fingerprint),
     }
-    _summarise("tag", len(images), job, errors, out)
+    return _finish("tag", table, job, errors, out, metadata, n_images=len(images),
+                   write=lambda t, path, meta: write_tags(t, path, metadata=meta))
+
+
+def _finish(what: str, table: pd.DataFrame, job, errors: pd.DataFrame, out, metadata: dict, *,
+            n_images: int, write=None) -> pd.DataFrame:
+    """The common end of an image job: log a summary, write the table and its errors file
+    (atomically) when ``out`` is given, and attach metadata and errors to ``table.attrs``."""
+    from ..io import write_table
+
+    _summarise(what, n_images, job, errors, out)
     if out is not None:
-        write_tags(table, out, metadata=metadata)
+        if write is None:
+            write_table(table, out, metadata=metadata, argument="out")
+        else:
+            write(table, out, metadata)
         write_errors(errors, out)
     table.attrs["metadata"] = metadata
     table.attrs["errors"] = errors

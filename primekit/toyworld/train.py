@@ -172,27 +172,41 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
     """
     torch = _torch()
     config = ClassifierConfig() if config is None else config
-    path = world.path("models", f"classifier-{config.key}.pt")
-    model = _net(len(CLASSES), config["width"])
+    return _train_cached(
+        world, "classifier", len(CLASSES), config, split="train",
+        targets=lambda table: torch.as_tensor(
+            pd.Categorical(table["label"], categories=CLASSES).codes.astype(np.int64)
+        ),
+        loss_fn=torch.nn.functional.cross_entropy, progress=progress,
+    )
+
+
+def _train_cached(world, name: str, n_out: int, config, *, split: str, targets, loss_fn,
+                  progress: bool):
+    """Load ``models/{name}-{config.key}.pt`` or train a :func:`_net` on ``split`` and save it
+    atomically; ``model.train_seconds_`` is the training time (NaN when loaded)."""
+    torch = _torch()
+    path = world.path("models", f"{name}-{config.key}.pt")
+    model = _net(n_out, config["width"])
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
         model.train_seconds_ = float("nan")
         return model
     t0 = time.perf_counter()
-    table = world.table("train")
-    x = _render_prep(table, progress, "render train")
-    y = torch.as_tensor(pd.Categorical(table["label"], categories=CLASSES).codes.astype(np.int64))
+    table = world.table(split)
+    x = _render_prep(table, progress, f"render {split}")
+    y = targets(table)
     _seed_all(config["seed"])
-    model = _net(len(CLASSES), config["width"])
+    model = _net(n_out, config["width"])
     _fit(
-        model, x, y, loss_fn=torch.nn.functional.cross_entropy, epochs=config["epochs"],
-        batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"], progress=progress, desc="train classifier",
+        model, x, y, loss_fn=loss_fn, epochs=config["epochs"], batch_size=config["batch_size"],
+        lr=config["lr"], seed=config["seed"], progress=progress, desc=f"train {name}",
     )
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
     model.train_seconds_ = time.perf_counter() - t0
-    log.info("classifier trained in %.1f s", model.train_seconds_)
+    log.info("%s trained in %.1f s", name, model.train_seconds_)
     return model
 
 
@@ -265,27 +279,11 @@ def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progres
     """
     torch = _torch()
     config = TaggerConfig(epochs=8, lr=3e-3, width=32, seed=1) if config is None else config
-    path = world.path("models", f"tagger-{config.key}.pt")
-    model = _net(len(ATTRIBUTES), config["width"])
-    if path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        model.eval()
-        model.train_seconds_ = float("nan")
-        return model
-    t0 = time.perf_counter()
-    table = world.table("tagger")
-    x = _render_prep(table, progress, "render tagger split")
-    y = torch.as_tensor(table[list(ATTRIBUTES)].to_numpy(np.float32).copy())
-    _seed_all(config["seed"])
-    model = _net(len(ATTRIBUTES), config["width"])
-    _fit(
-        model, x, y, loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, epochs=config["epochs"],
-        batch_size=config["batch_size"], lr=config["lr"], seed=config["seed"], progress=progress, desc="train tagger",
+    return _train_cached(
+        world, "tagger", len(ATTRIBUTES), config, split="tagger",
+        targets=lambda table: torch.as_tensor(table[list(ATTRIBUTES)].to_numpy(np.float32).copy()),
+        loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, progress=progress,
     )
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
-    model.train_seconds_ = time.perf_counter() - t0
-    return model
 
 
 def learned_tags(
