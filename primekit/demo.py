@@ -6,7 +6,7 @@ oracle split, (optionally) train the tiny CLIP and measure its zero-shot AUROC, 
 figures. Everything trained or rendered is cached under ``$PRIMEKIT_HOME``; a second run reuses it.
 
 Default search settings are those of the paper (a = 30% drop, l = 4 tags, necessity b2..b4 =
-0.10/0.05/0.025) except s = 50 images. The toy world's val split has ~1,330 images per class; on
+0.10/0.05/0.025) except s = 50 images. The toy world's val split has ~2,000 images per class; on
 groups of 30 the sampling noise of an accuracy (+-0.08) yields 2-tag "modes" on val that are not
 real on the oracle split (measured on a 670-per-class val: precision 0.56 at s = 30, 1.00 at s = 50).
 """

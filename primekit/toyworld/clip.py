@@ -74,12 +74,11 @@ def _captions(table: pd.DataFrame, rng: np.random.Generator, keep: float = 0.8) 
 
 
 def _to_tensor(images: np.ndarray):
-    """uint8 (n, 64, 64, 3) -> float (n, 3, 32, 32) normalised like CLIP_CONFIG's preprocess."""
-    import torch
+    """uint8 (n, 64, 64, 3) -> float (n, 3, 32, 32) normalised like CLIP_CONFIG's preprocess
+    (mean = std = 0.5 on [0, 1] is the classifier's [-1, 1] scaling, so its pooling serves)."""
+    from .train import _prep
 
-    x = images.reshape(len(images), 32, 2, 32, 2, 3).mean(axis=(2, 4), dtype=np.float32) / 255.0
-    x = (x - 0.5) / 0.5
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    return _prep(images)
 
 
 def train_clip(
@@ -134,7 +133,7 @@ def train_clip(
     gen = torch.Generator().manual_seed(seed)
     bar = tqdm(total=epochs * steps_per_epoch, desc="train tiny CLIP", disable=not progress, leave=False)
     model.train()
-    with _threads(1):
+    with _threads():
         for _ in range(epochs):
             tokens = tokenizer(_captions(table, rng))
             order = torch.randperm(n_images, generator=gen)
@@ -231,7 +230,7 @@ def clip_zero_shot_auroc(path: str | os.PathLike, world: ToyWorld, *, split: str
 
     model, _, tokenizer = load_clip(path)
     table = world.table(split).iloc[:max_images]
-    with torch.no_grad(), _threads(1):
+    with torch.no_grad(), _threads():
         img = torch.cat([model.encode_image(_to_tensor(render(table.iloc[i : i + 2048])), normalize=True) for i in range(0, len(table), 2048)])
         txt = model.encode_text(tokenizer([attribute_prompt(a) for a in ATTRIBUTES]), normalize=True)
     sims = (img @ txt.T).numpy()

@@ -10,6 +10,7 @@ float32 array operations over the whole chunk (no per-pixel Python loops).
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -151,7 +152,9 @@ def _shape(cls: str, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, list]:
     if cls == "fish":
         body = _ellipse(u, v, 0.15, 0, 0.95, 0.55)
         tail = (u < -0.7) & (u > -1.45) & (np.abs(v) < (-0.6 - u) * 0.9)
-        body = body | tail
+        # a dorsal fin on the back, so that an upside-down fish looks upside down
+        fin = (v > -0.95) & (v < -0.3) & (u >= -0.25 - (v + 0.95) * 0.2) & (u <= -0.25 + (v + 0.95) * 1.2)
+        body = body | tail | fin
         parts.append((_ellipse(u, v, 0.7, -0.12, 0.12, 0.12), dark))
         parts.append((_ellipse(u, v, 0.42, 0, 0.05, 0.4) & body, dark * 2))
     elif cls == "bird":
@@ -265,10 +268,10 @@ def _occluder(img: np.ndarray, attrs: dict[str, np.ndarray], p: dict[str, np.nda
         return
     y, x = _grid()
     s = p["_scale"][idx][:, None, None]
-    # a wooden crate in front of half of the object
-    cx = p["_cx"][idx][:, None, None] + 0.6 * s * p["_hflip"][idx][:, None, None]
+    # a wooden crate in front of a third of the object
+    cx = p["_cx"][idx][:, None, None] + 0.75 * s * p["_hflip"][idx][:, None, None]
     cy = p["_cy"][idx][:, None, None] + 0.2 * s
-    box = (np.abs(x - cx) < 0.6 * s) & (np.abs(y - cy) < 1.1 * s)
+    box = (np.abs(x - cx) < 0.55 * s) & (np.abs(y - cy) < 1.1 * s)
     inner = (np.abs(x - cx) < 0.6 * s - 1.2) & (np.abs(y - cy) < 1.1 * s - 1.2)
     sub = img[idx]
     _paint(sub, box, _col((0.35, 0.22, 0.1)))
@@ -371,7 +374,22 @@ def _scene_of(attrs: dict[str, np.ndarray]) -> np.ndarray:
     return scene
 
 
-def render(frame: pd.DataFrame, *, chunk_size: int = _CHUNK, n_jobs: int = 1) -> np.ndarray:
+def n_threads(n: int | None = None) -> int:
+    """Threads for the toy world's rendering and training: ``n``, else ``$PRIMEKIT_THREADS``, else
+    the cores (at most 4). Set ``PRIMEKIT_THREADS=1`` when other jobs share the cores."""
+    if n is None:
+        env = os.environ.get("PRIMEKIT_THREADS")
+        if env:
+            if not env.isdigit() or int(env) < 1:
+                raise ValueError(f"PRIMEKIT_THREADS: expected a positive integer, got {env!r}")
+            return int(env)
+        return min(os.cpu_count() or 1, 4)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n_jobs: must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def render(frame: pd.DataFrame, *, chunk_size: int = _CHUNK, n_jobs: int | None = None) -> np.ndarray:
     """Render the images of an attribute table.
 
     Parameters
@@ -382,8 +400,9 @@ def render(frame: pd.DataFrame, *, chunk_size: int = _CHUNK, n_jobs: int = 1) ->
         :func:`primekit.toyworld.sample_attributes`).
     chunk_size : int
         Rows rendered at once (memory ~ 50 kB per row).
-    n_jobs : int
-        Threads rendering chunks in parallel (numpy releases the GIL).
+    n_jobs : int, optional
+        Threads rendering chunks in parallel (numpy releases the GIL; default :func:`n_threads`,
+        ~2x the images per second on 2 cores).
 
     Returns
     -------
@@ -400,8 +419,7 @@ def render(frame: pd.DataFrame, *, chunk_size: int = _CHUNK, n_jobs: int = 1) ->
         raise ValueError(f"frame: unknown label {frame['label'][bad].iloc[0]!r}; expected one of {CLASSES}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs: must be >= 1, got {n_jobs}")
+    n_jobs = n_threads(n_jobs)
     out = np.empty((len(frame), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     _noise_bank()
 

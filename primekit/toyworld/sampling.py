@@ -4,11 +4,12 @@ The natural distribution (val, test, oracle, tagger splits and :func:`render_mat
 factorised model: class, then scene given class, then the other factors. The training split of the
 classifier is drawn from a *biased* version of it (the planted failures):
 
-- spurious correlation: each class sits in its "home" scene 85% of the time in training but 35% in
-  nature, so the classifier learns the background as a cue and fails when the object is hard to see
-  away from home;
-- rare conjunctions: some (class, attributes) combinations are (almost) never shown in training
-  (:data:`PLANTED`), with one, two and three attributes.
+- spurious correlations: each class sits in its "home" scene 60% of the time in training but 30% in
+  nature, and has its favourite colour 50% of the time in training but 40% in nature, so the
+  classifier learns background and colour as cues;
+- rare conjunctions: some (class, attributes) combinations are never shown in training
+  (:data:`PLANTED`), with one, two and three attributes; the search also finds their emergent supersets
+  (e.g. a small blue fish in water) and failures nobody planted.
 
 Which subpopulations really fail is emergent (it depends on the trained network); the oracle split
 measures it.
@@ -35,18 +36,22 @@ HOME_SCENE: dict[str, str] = {
     "house": "snow",
 }
 #: (class, attributes, share kept in training) — conjunctions made rare in the training split.
+#: Each was chosen because it changes how the object looks in a way training never shows: another
+#: class's favourite colour (the colour is a spurious cue, :data:`FAVOURITE_COLOUR`), a pose, or
+#: camouflage against the home scene. Whether and how badly each fails is emergent; the oracle
+#: split measures it (and finds failures that were never planted, e.g. small occluded objects).
 PLANTED: tuple[tuple[str, tuple[str, ...], float], ...] = (
-    # camouflage: the object's favourite colour on its home scene, never shown in training
-    ("bird", ("sand", "yellow"), 0.0),
-    ("car", ("black", "road"), 0.0),
-    ("cup", ("indoor", "white"), 0.0),
-    ("fish", ("blue", "water"), 0.0),
-    ("flower", ("grass", "green"), 0.0),
-    ("house", ("snow", "white"), 0.0),
-    # single attributes and a rare triple
-    ("bird", ("upside down",), 0.0),
+    # another class's favourite colour
+    ("bird", ("green",), 0.0),
     ("cup", ("black",), 0.0),
-    ("car", ("left", "night", "rain"), 0.0),
+    ("flower", ("yellow",), 0.0),
+    # pose, alone and with size
+    ("bird", ("upside down",), 0.0),
+    ("house", ("upside down",), 0.0),
+    ("car", ("small", "upside down"), 0.0),
+    # camouflage: a blue fish in blue water, a small white cup against the light indoor wall
+    ("fish", ("blue", "water"), 0.0),
+    ("cup", ("indoor", "small", "white"), 0.0),
 )
 #: Each class's favourite colour (drawn with probability _P_FAVOURITE, else uniformly).
 FAVOURITE_COLOUR: dict[str, str] = {
@@ -57,8 +62,7 @@ FAVOURITE_COLOUR: dict[str, str] = {
     "flower": "green",
     "house": "white",
 }
-_P_FAVOURITE = 0.4
-
+_P_FAVOURITE = {"natural": 0.4, "train": 0.5}
 _P_HOME = {"natural": 0.3, "train": 0.6}
 _BINARY = {
     "night": 0.12,
@@ -80,9 +84,7 @@ _CATEGORICAL = {
     "texture": (("striped", 0.2), ("spotted", 0.2)),
     "position": (("left", 0.25), ("right", 0.25)),
 }
-_SCALE = {"small": 7.5, "medium": 11.0, "large": 15.0}
-#: In the training split, these hard conditions are rarer (x this factor) than in nature.
-_TRAIN_RARER = {"night": 0.7, "fog": 0.6, "rain": 0.7, "blurry": 0.6, "occluded": 0.6, "low contrast": 0.6, "grainy": 0.6, "upside down": 0.7}
+_SCALE = {"small": 8.5, "medium": 11.5, "large": 15.0}
 
 
 def check_tags(tags: Iterable[str], *, argument: str = "tags") -> tuple[str, ...]:
@@ -142,7 +144,7 @@ def _draw(
         out[s] = scene == s
     outdoor = scene != "indoor"
     colour = np.asarray(tuple(COLOURS), dtype=object)[rng.integers(0, len(COLOURS), n)]
-    favourite = rng.random(n) < _P_FAVOURITE
+    favourite = rng.random(n) < _P_FAVOURITE[distribution]
     colour[favourite] = np.asarray([FAVOURITE_COLOUR[c] for c in labels[favourite]], dtype=object)
     forced_colour = [c for c in COLOURS if force.get(c)]
     if forced_colour:
@@ -174,8 +176,6 @@ def _draw(
         for name in names:
             out[name] = cats[group] == name
     for name, q in _BINARY.items():
-        if distribution == "train":
-            q = q * _TRAIN_RARER.get(name, 1.0)
         draw = rng.random(n) < q
         if name in force:
             draw[:] = bool(force[name])

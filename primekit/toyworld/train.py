@@ -1,7 +1,8 @@
 """The toy world's learned models: the classifier under study and the learned multi-label tagger.
 
 Both are small CNNs on the CPU. Images are average-pooled to 32x32 once before training (the
-networks see 32x32 inputs), which keeps training within a minute on 2 cores. Trained weights and
+networks see 32x32 inputs), which keeps training within a minute on 2 cores (~35 s for the
+classifier on an idle 2-core machine). Trained weights and
 their predictions are cached in the world folder under a key of their settings.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from ..io import atomic_path, read_table, write_table
 from ..tags import matrix_to_tags
-from .render import ATTRIBUTES, CLASSES, render
+from .render import ATTRIBUTES, CLASSES, n_threads, render
 from .world import SPLITS, ToyWorld
 
 __all__ = [
@@ -45,10 +46,13 @@ def _torch():
 
 
 @contextlib.contextmanager
-def _threads(n: int = 1):
-    """Run torch on ``n`` threads: these nets are too small to gain from more, and on a busy
-    2-core machine two OpenMP threads run several times slower than one."""
+def _threads(n: int | None = None):
+    """Run torch on ``n`` threads (default :func:`~primekit.toyworld.render.n_threads`).
+
+    On an idle 2-core machine two threads train ~1.6x faster than one; on a busy one two OpenMP
+    threads can run several times slower (set ``PRIMEKIT_THREADS=1``)."""
     torch = _torch()
+    n = n_threads(n)
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -57,23 +61,30 @@ def _threads(n: int = 1):
         torch.set_num_threads(before)
 
 
-def _net(n_out: int, width: int = 32):
+#: Bump when :func:`_net` changes: cached weights of another architecture are then not loaded.
+_NET_VERSION = 2
+
+
+def _net(n_out: int, width: int = 16):
+    """Small CNN on 32x32 inputs: a strided stem, two conv/max-pool stages and a global max pool
+    (so a small object anywhere in the frame still drives the logits)."""
     torch = _torch()
     nn = torch.nn
+
+    def block(c_in, c_out, **kw):
+        return [nn.Conv2d(c_in, c_out, kw.pop("k", 3), padding=kw.pop("p", 1), **kw), nn.BatchNorm2d(c_out), nn.ReLU()]
+
     return nn.Sequential(
-        nn.Conv2d(3, width, 5, stride=2, padding=2),
-        nn.BatchNorm2d(width),
-        nn.ReLU(),
-        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
-        nn.BatchNorm2d(2 * width),
-        nn.ReLU(),
-        nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
-        nn.BatchNorm2d(2 * width),
-        nn.ReLU(),
+        *block(3, width, k=5, p=2, stride=2),
+        *block(width, 2 * width),
+        nn.MaxPool2d(2),
+        *block(2 * width, 4 * width),
+        nn.MaxPool2d(2),
+        *block(4 * width, 4 * width),
+        nn.AdaptiveMaxPool2d(1),
         nn.Flatten(),
-        nn.Linear(2 * width * 16, 128),
-        nn.ReLU(),
-        nn.Linear(128, n_out),
+        nn.Dropout(0.2),
+        nn.Linear(4 * width, n_out),
     )
 
 
@@ -82,9 +93,10 @@ def _prep(images: np.ndarray):
     torch = _torch()
     if images.ndim != 4 or images.shape[1:] != (64, 64, 3):
         raise ValueError(f"images: expected shape (n, 64, 64, 3), got {images.shape}")
-    x = images.reshape(len(images), 32, 2, 32, 2, 3).mean(axis=(2, 4), dtype=np.float32)
-    x = x.transpose(0, 3, 1, 2) / 127.5 - 1.0
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).permute(0, 3, 1, 2).float()
+    with _threads():
+        x = torch.nn.functional.avg_pool2d(x, 2)
+    return (x / 127.5 - 1.0).contiguous()
 
 
 def _render_prep(table: pd.DataFrame, progress: bool, desc: str):
@@ -101,12 +113,13 @@ def _render_prep(table: pd.DataFrame, progress: bool, desc: str):
 class ClassifierConfig(dict):
     """Settings of the classifier (a dict, so it is hashed and stored as JSON)."""
 
-    def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 32, seed: int = 0):
+    def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 16, seed: int = 0):
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed)
 
     @property
     def key(self) -> str:
-        return hashlib.sha1(json.dumps(dict(self), sort_keys=True).encode()).hexdigest()[:10]
+        payload = json.dumps({**self, "net": _NET_VERSION}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
 
 class TaggerConfig(ClassifierConfig):
@@ -123,7 +136,7 @@ def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.2)
     model.train()
     stack = contextlib.ExitStack()
-    stack.enter_context(_threads(1))
+    stack.enter_context(_threads())
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
@@ -144,7 +157,7 @@ def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed:
 
 def _logits(model, x, batch_size: int = 4096):
     torch = _torch()
-    with torch.no_grad(), _threads(1):
+    with torch.no_grad(), _threads():
         return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else torch.empty(0)
 
 

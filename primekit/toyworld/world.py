@@ -74,9 +74,9 @@ class WorldConfig:
     seed: int = 0
     n_train: int = 12000
     n_tagger: int = 4000
-    n_val: int = 8000
+    n_val: int = 12000
     n_test: int = 4000
-    n_oracle: int = 80000
+    n_oracle: int = 120000
 
     @classmethod
     def smoke(cls, seed: int = 0) -> WorldConfig:
