@@ -161,7 +161,7 @@ def run_demo(
     # 3. tags ----------------------------------------------------------------------------------
     t0 = time.perf_counter()
     truth = world.attributes("val")
-    tag_cfg = tw.TaggerConfig(epochs=8, seed=seed + 1) if smoke else tw.TaggerConfig(epochs=8, lr=3e-3, width=32, seed=seed + 1)
+    tag_cfg = tw.TaggerConfig(epochs=8, size=32, seed=seed + 1) if smoke else tw.TaggerConfig(seed=seed + 1)
     if tagger == "learned":
         tags = tw.learned_tags(world, "val", config=tag_cfg, progress=progress)
         matrix = tags_to_matrix(tags, threshold=threshold, ids=truth.index).reindex(columns=truth.columns, fill_value=False)

@@ -65,17 +65,21 @@ def _threads(n: int | None = None):
 _NET_VERSION = 2
 
 
-def _net(n_out: int, width: int = 16):
-    """Small CNN on 32x32 inputs: a strided stem, two conv/max-pool stages and a global max pool
-    (so a small object anywhere in the frame still drives the logits)."""
+def _net(n_out: int, width: int = 16, size: int = 32):
+    """Small CNN: a strided stem, conv/max-pool stages and a global max pool (so a small object
+    anywhere in the frame still drives the logits). ``size=64`` (full resolution, for textures,
+    blur and grain) adds one stage in front."""
     torch = _torch()
     nn = torch.nn
 
     def block(c_in, c_out, **kw):
         return [nn.Conv2d(c_in, c_out, kw.pop("k", 3), padding=kw.pop("p", 1), **kw), nn.BatchNorm2d(c_out), nn.ReLU()]
 
+    stem = block(3, width, k=5, p=2, stride=2)
+    if size == 64:
+        stem = [*block(3, width, stride=2), *block(width, width), nn.MaxPool2d(2)]
     return nn.Sequential(
-        *block(3, width, k=5, p=2, stride=2),
+        *stem,
         *block(width, 2 * width),
         nn.MaxPool2d(2),
         *block(2 * width, 4 * width),
@@ -88,33 +92,40 @@ def _net(n_out: int, width: int = 16):
     )
 
 
-def _prep(images: np.ndarray):
-    """uint8 (n, 64, 64, 3) -> float tensor (n, 3, 32, 32) in [-1, 1] (2x2 average pooling)."""
+def _prep(images: np.ndarray, size: int = 32):
+    """uint8 (n, 64, 64, 3) -> float tensor (n, 3, size, size) in [-1, 1] (2x2 average pooling
+    for ``size=32``)."""
     torch = _torch()
     if images.ndim != 4 or images.shape[1:] != (64, 64, 3):
         raise ValueError(f"images: expected shape (n, 64, 64, 3), got {images.shape}")
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).permute(0, 3, 1, 2).float()
-    with _threads():
-        x = torch.nn.functional.avg_pool2d(x, 2)
+    if size == 32:
+        with _threads():
+            x = torch.nn.functional.avg_pool2d(x, 2)
     return (x / 127.5 - 1.0).contiguous()
 
 
-def _render_prep(table: pd.DataFrame, progress: bool, desc: str):
+def _render_prep(table: pd.DataFrame, progress: bool, desc: str, size: int = 32):
     """Render a table chunk by chunk and keep only the pooled tensors (memory-light)."""
     torch = _torch()
     from tqdm.auto import tqdm
 
     parts = []
     for start in tqdm(range(0, len(table), _CHUNK), desc=desc, disable=not progress, leave=False):
-        parts.append(_prep(render(table.iloc[start : start + _CHUNK])))
-    return torch.cat(parts) if parts else torch.empty(0, 3, 32, 32)
+        parts.append(_prep(render(table.iloc[start : start + _CHUNK]), size))
+    return torch.cat(parts) if parts else torch.empty(0, 3, size, size)
 
 
 class ClassifierConfig(dict):
-    """Settings of the classifier (a dict, so it is hashed and stored as JSON)."""
+    """Settings of the classifier (a dict, so it is hashed and stored as JSON).
 
-    def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 16, seed: int = 0):
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed)
+    ``size`` is the input resolution the network sees: 32 (2x2-pooled images) or 64 (full).
+    """
+
+    def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 16, seed: int = 0, size: int = 32):
+        if size not in (32, 64):
+            raise ValueError(f"size: expected 32 or 64, got {size!r}")
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, size=size)
 
     @property
     def key(self) -> str:
@@ -123,7 +134,11 @@ class ClassifierConfig(dict):
 
 
 class TaggerConfig(ClassifierConfig):
-    """Settings of the learned tagger (same fields as :class:`ClassifierConfig`)."""
+    """Settings of the learned tagger: the fields of :class:`ClassifierConfig`, by default at full
+    resolution (textures, blur and grain do not survive 2x2 pooling)."""
+
+    def __init__(self, *, epochs: int = 8, batch_size: int = 128, lr: float = 3e-3, width: int = 16, seed: int = 1, size: int = 64):
+        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, size=size)
 
 
 def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str):
@@ -190,17 +205,20 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
         targets=lambda table: torch.as_tensor(
             pd.Categorical(table["label"], categories=CLASSES).codes.astype(np.int64)
         ),
-        loss_fn=torch.nn.functional.cross_entropy, progress=progress,
+        loss_fn=lambda y: torch.nn.functional.cross_entropy, progress=progress,
     )
 
 
 def _train_cached(world, name: str, n_out: int, config, *, split: str, targets, loss_fn,
                   progress: bool):
     """Load ``models/{name}-{config.key}.pt`` or train a :func:`_net` on ``split`` and save it
-    atomically; ``model.train_seconds_`` is the training time (NaN when loaded)."""
+    atomically; ``loss_fn(y)`` returns the loss for the targets ``y``; ``model.train_seconds_`` is
+    the training time (NaN when loaded), ``model.input_size_`` its input resolution."""
     torch = _torch()
     path = world.path("models", f"{name}-{config.key}.pt")
-    model = _net(n_out, config["width"])
+    size = config.get("size", 32)
+    model = _net(n_out, config["width"], size)
+    model.input_size_ = size
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
@@ -208,12 +226,13 @@ def _train_cached(world, name: str, n_out: int, config, *, split: str, targets, 
         return model
     t0 = time.perf_counter()
     table = world.table(split)
-    x = _render_prep(table, progress, f"render {split}")
+    x = _render_prep(table, progress, f"render {split}", size)
     y = targets(table)
     _seed_all(config["seed"])
-    model = _net(n_out, config["width"])
+    model = _net(n_out, config["width"], size)
+    model.input_size_ = size
     _fit(
-        model, x, y, loss_fn=loss_fn, epochs=config["epochs"], batch_size=config["batch_size"],
+        model, x, y, loss_fn=loss_fn(y), epochs=config["epochs"], batch_size=config["batch_size"],
         lr=config["lr"], seed=config["seed"], progress=progress, desc=f"train {name}",
     )
     with atomic_path(path) as tmp:
@@ -231,7 +250,8 @@ def load_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None):
 def predict_images(model, images: np.ndarray) -> pd.DataFrame:
     """Classify images (uint8, (n, 64, 64, 3)); returns ``pred, confidence`` (one row per image)."""
     torch = _torch()
-    probs = torch.softmax(_logits(model, _prep(images)), dim=1).numpy() if len(images) else np.zeros((0, len(CLASSES)))
+    size = getattr(model, "input_size_", 32)
+    probs = torch.softmax(_logits(model, _prep(images, size)), dim=1).numpy() if len(images) else np.zeros((0, len(CLASSES)))
     return pd.DataFrame(
         {"pred": np.asarray(CLASSES, dtype=object)[probs.argmax(1)] if len(probs) else [], "confidence": probs.max(1)}
     )
@@ -260,7 +280,7 @@ def predict(
 
     preds = []
     for start in tqdm(range(0, len(table), _CHUNK), desc=f"predict {split}", disable=not progress, leave=False):
-        x = _prep(render(table.iloc[start : start + _CHUNK]))
+        x = _prep(render(table.iloc[start : start + _CHUNK]), model.input_size_)
         preds.append(torch.softmax(_logits(model, x), dim=1).numpy())
     probs = np.concatenate(preds)
     out = pd.DataFrame(
@@ -282,8 +302,10 @@ def predict(
 def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progress: bool = False):
     """Train the learned multi-label tagger on the ``tagger`` split (or load it from the cache).
 
-    A small CNN with one sigmoid output per attribute of :data:`ATTRIBUTES`, trained with binary
-    cross-entropy on the ground truth of a split the classifier never sees.
+    A small CNN on full-resolution images with one sigmoid output per attribute of
+    :data:`ATTRIBUTES`, trained with binary cross-entropy on the ground truth of a split the
+    classifier never sees. Positives are up-weighted by sqrt(negatives / positives) (at most
+    x5), so rare tags are not drowned by their negatives.
 
     Returns
     -------
@@ -291,11 +313,17 @@ def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progres
         The tagger (eval mode); ``model.train_seconds_`` holds the training time.
     """
     torch = _torch()
-    config = TaggerConfig(epochs=8, lr=3e-3, width=32, seed=1) if config is None else config
+    config = TaggerConfig() if config is None else config
+
+    def loss_fn(y):
+        pos = y.mean(0).clamp(min=1e-3)
+        weight = ((1 - pos) / pos).sqrt().clamp(1.0, 5.0)
+        return lambda logits, target: torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
+
     return _train_cached(
         world, "tagger", len(ATTRIBUTES), config, split="tagger",
         targets=lambda table: torch.as_tensor(table[list(ATTRIBUTES)].to_numpy(np.float32).copy()),
-        loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, progress=progress,
+        loss_fn=loss_fn, progress=progress,
     )
 
 
@@ -316,13 +344,13 @@ def learned_tags(
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     if not 0 <= min_score < 0.5:
         raise ValueError(f"min_score: must lie in [0, 0.5), got {min_score}")
-    config = TaggerConfig(epochs=8, lr=3e-3, width=32, seed=1) if config is None else config
+    config = TaggerConfig() if config is None else config
     path = world.path("tags", f"learned-{split}-{config.key}.parquet")
     if path.is_file():
         return read_table(path)
     torch = _torch()
     model = train_tagger(world, config=config, progress=progress)
-    x = _render_prep(world.table(split), progress, f"render {split}")
+    x = _render_prep(world.table(split), progress, f"render {split}", model.input_size_)
     scores = torch.sigmoid(_logits(model, x)).numpy().astype(np.float64)
     ids = world.table(split)["id"].to_numpy()
     matrix = pd.DataFrame(scores >= min_score, index=pd.Index(ids, name="id"), columns=list(ATTRIBUTES))
