@@ -31,7 +31,7 @@ import pandas as pd
 from ._jobs import file_identity, run_image_job
 from .images import read_image_source
 
-__all__ = ["Classifier", "load_classifier", "predict", "imagenet_transform"]
+__all__ = ["Classifier", "load_classifier", "predict", "imagenet_transform", "image_predictor"]
 
 logger = logging.getLogger(__name__)
 
@@ -272,3 +272,55 @@ def predict(
         "n_errors": int(len(errors)),
     }
     return _finish("predict", table, job, errors, out, metadata, n_images=len(images))
+
+
+def image_predictor(
+    model: Classifier | str | Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    device: str | None = "cpu",
+    batch_size: int = 32,
+) -> Callable[[np.ndarray], pd.DataFrame]:
+    """A classifier as a function of in-memory images (for generated images, paper 4.2).
+
+    Parameters
+    ----------
+    model : Classifier, spec or nn.Module
+        As in :func:`predict`.
+    class_names : sequence of str, optional
+        Name of each output index (default: the model's categories; required when it has none).
+    device, batch_size :
+        Where and how many images at a time.
+
+    Returns
+    -------
+    callable
+        ``f(images)`` with ``images`` uint8 (n, H, W, 3) returns a DataFrame ``pred, confidence``
+        (one row per image), through the classifier's own preprocessing.
+    """
+    import torch
+    from PIL import Image
+
+    clf = model if isinstance(model, Classifier) else load_classifier(model, device=device)
+    names = list(class_names) if class_names is not None else clf.class_names
+    if not names:
+        raise ValueError("class_names: the model has no class names; pass one name per output")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+
+    def run(images: np.ndarray) -> pd.DataFrame:
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise ValueError(f"images: expected uint8 (n, H, W, 3), got {images.dtype} {images.shape}")
+        probs = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = torch.stack([clf.transform(Image.fromarray(im)) for im in images[start : start + batch_size]])
+                logits = clf.model(batch.to(clf.device)).float().cpu()
+                if logits.shape[1] != len(names):
+                    raise ValueError(f"class_names: {len(names)} names for a model with {logits.shape[1]} outputs")
+                probs.append(torch.softmax(logits, dim=1).numpy())
+        p = np.concatenate(probs) if probs else np.zeros((0, len(names)))
+        return pd.DataFrame({"pred": np.asarray(names, dtype=object)[p.argmax(1)] if len(p) else [], "confidence": p.max(1) if len(p) else []})
+
+    return run

@@ -10,7 +10,9 @@ notebook never branches on where its data came from.
 - a folder: ``samples.parquet`` (or ``.csv``; the samples contract with a ``split`` column holding
   ``val`` and ``test``), ``tags.parquet`` (the long tag table, e.g. from ``primekit tag``),
   optionally ``embeddings.parquet`` (from ``primekit embed``) and ``study.json`` with
-  ``{"clip": "clip:ViT-B-16:openai", "threshold": 0.5}``.
+  ``{"clip": "clip:ViT-B-16:openai", "threshold": 0.5}``. For the generated images of paper 4.2,
+  pass ``generator="diffusers:<model>"`` (:class:`primekit.generate.DiffusersGenerator`) and the
+  ``classifier`` under study (a :mod:`primekit.models` spec or module).
 """
 
 from __future__ import annotations
@@ -301,7 +303,8 @@ def _first(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _folder_study(folder: Path, *, threshold: float | None) -> Study:
+def _folder_study(folder: Path, *, threshold: float | None, generator: Any = None, classifier: Any = None,
+                  class_names: Sequence[str] | None = None) -> Study:
     from .io import read_table
     from .tags import read_tags
 
@@ -326,6 +329,13 @@ def _folder_study(folder: Path, *, threshold: float | None) -> Study:
         matrix, _, _ = search_inputs(part, long, threshold=threshold)
         splits[name] = Split(name, part, matrix)
     emb = _first(folder, "embeddings")
+    from .generate import load_generator
+
+    predictor = None
+    if classifier is not None:
+        from .models import image_predictor
+
+        predictor = classifier if _is_predictor(classifier) else image_predictor(classifier, class_names=class_names)
     return Study(
         folder.name,
         splits["val"],
@@ -333,7 +343,16 @@ def _folder_study(folder: Path, *, threshold: float | None) -> Study:
         threshold=threshold,
         clip_spec=config.get("clip"),
         embeddings_path=emb,
+        generator=load_generator(generator),
+        classifier=predictor,
     )
+
+
+def _is_predictor(obj: Any) -> bool:
+    """A plain function of images (not an ``nn.Module`` or a models.Classifier)."""
+    from .models import Classifier
+
+    return callable(obj) and not isinstance(obj, Classifier) and not hasattr(obj, "parameters")
 
 
 def load_study(
@@ -345,6 +364,9 @@ def load_study(
     threshold: float | None = None,
     noise: float = 0.0,
     home: str | os.PathLike | None = None,
+    generator: str | Callable | None = None,
+    classifier: Any = None,
+    class_names: Sequence[str] | None = None,
 ) -> Study:
     """Load a data set for the experiment notebooks.
 
@@ -365,6 +387,14 @@ def load_study(
         tags are added).
     home : path-like, optional
         Toy world only: the data folder (default ``$PRIMEKIT_HOME``).
+    generator : str or callable, optional
+        Folder only: the text-to-image hook of paper 4.2, ``"diffusers:<hub id or folder>"`` or a
+        callable ``(cls, tags, n, seed=) -> uint8 images`` (the toy world uses its renderer).
+    classifier : spec, Classifier or nn.Module, optional
+        Folder only: the classifier under study, run on generated images
+        (:func:`primekit.models.image_predictor`).
+    class_names : sequence of str, optional
+        Folder only: the classifier's output names, when the model has none.
     """
     if not isinstance(dataset, str) or not dataset:
         raise TypeError(f"dataset: expected 'toyworld' or a folder path, got {dataset!r}")
@@ -375,6 +405,9 @@ def load_study(
     if not 0 <= noise < 1:
         raise ValueError(f"noise: must lie in [0, 1), got {noise}")
     if dataset == "toyworld":
+        given = [n for n, v in (("generator", generator), ("classifier", classifier), ("class_names", class_names)) if v is not None]
+        if given:
+            raise ValueError(f"{given[0]}: only for a folder dataset (the toy world has its renderer and classifier)")
         return _toyworld_study(
             smoke=smoke,
             seed=seed,
@@ -386,13 +419,13 @@ def load_study(
     folder = Path(dataset).expanduser()
     if not folder.is_dir():
         raise ValueError(f"dataset: expected 'toyworld' or an existing folder, got {dataset!r}")
-    return _folder_study(folder, threshold=threshold)
+    return _folder_study(folder, threshold=threshold, generator=generator, classifier=classifier, class_names=class_names)
 
 
 def search_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
     """Search settings that suit the toy world, with the caller's non-None ``overrides`` applied.
 
-    The full world uses the demo's settings (``min_size=40, min_drop=0.30``, the paper's
+    The full world uses the demo's settings (``min_size=50, min_drop=0.30``, the paper's
     necessity margins, ``max_tags=4``). The smoke world has about 100 val images per class and a
     weak classifier, so it uses ``min_size=10, min_drop=0.20``. Notebooks pass their parameters
     as overrides, where ``None`` means "the default for this world"::
