@@ -224,8 +224,8 @@ def test_placeholder_tokenizer_has_berts_size(tmp_path):
 # ---------------------------------------------------------------- the real ``ram`` package
 @pytest.mark.skipif(
     not HAVE_RAM,
-    reason="the 'ram' package (recognize-anything, GitHub only) and "
-    "transformers are not installed; pip install 'primekit[ram]' to run this test",
+    reason="the 'ram' package (recognize-anything, GitHub only, with transformers < 4.58) is not "
+    "installed; pip install 'primekit[ram]' to run this test",
 )
 def test_real_tiny_ram_plus_matches_generate_tag(tmp_path, monkeypatch):
     """A tiny random-weight RAM++ (small Swin and head configs): thresholded adapter
