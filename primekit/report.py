@@ -428,7 +428,7 @@ def _cards(run: Run) -> str:
     ]
     for key in ("precision", "recall"):
         if isinstance(run.summary.get(key), Real) and not isinstance(run.summary[key], bool):
-            cards.append((f"{key} (vs planted modes)", _pct(run.summary[key])))
+            cards.append((f"{key} (vs the oracle split)", _pct(run.summary[key])))
     return (
         '<div class="cards">'
         + "".join(
