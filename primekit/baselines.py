@@ -747,6 +747,12 @@ class FailureDirections:
     balanced : bool, default True
         ``class_weight="balanced"``.
     whiten : bool, default True
+    n_directions : int or mapping class -> int, default 1
+        Directions per class (a class missing from a mapping gets 1). 1 is the published method. With k > 1 (our extension, so that the
+        method can be asked for as many slices as PRIME found, as the paper asks of its
+        baselines), direction j is the SVM refit (same C search) on the latents with the
+        directions 1..j-1 projected out, so the directions are orthonormal and each one
+        explains errors the earlier ones do not.
     solver : {"libsvm", "liblinear"}, default "libsvm"
         "libsvm": ``SVC(kernel="linear")`` as the published code; "liblinear": ``LinearSVC``
         with the hinge loss, the same model up to the (regularized) intercept and much faster
@@ -757,10 +763,13 @@ class FailureDirections:
     Attributes
     ----------
     classes_ : list of the classes with a fitted SVM
-    estimators_ : dict class -> fitted SVC
-    best_C_, cv_scores_ : dict class -> float
+    estimators_ : dict class -> fitted SVC of the first direction
+    best_C_, cv_scores_ : dict class -> float (first direction)
     mean_, std_ : (d,) whitening statistics
     directions_ : dict class -> unit vector (d,) in preprocessed space pointing toward failure
+    all_estimators_, all_directions_ : dict class -> list with one entry per direction (the
+        first is ``estimators_`` / ``directions_``); a class has fewer than ``n_directions`` when
+        a refit finds no direction left (all weights zero)
     """
 
     def __init__(
@@ -769,6 +778,7 @@ class FailureDirections:
         C_grid: Sequence[float] = tuple(np.logspace(-6, 0, 7)),
         C: float | None = None,
         cv: int = 2,
+        n_directions: int = 1,
         balanced: bool = True,
         whiten: bool = True,
         solver: str = "libsvm",
@@ -777,6 +787,7 @@ class FailureDirections:
         self.C_grid = C_grid
         self.C = C
         self.cv = cv
+        self.n_directions = n_directions
         self.balanced = balanced
         self.whiten = whiten
         self.solver = solver
@@ -791,6 +802,29 @@ class FailureDirections:
                 C=C, loss="hinge", class_weight=weight, random_state=self.seed, max_iter=10_000
             )
         return SVC(kernel="linear", C=C, class_weight=weight)
+
+    def _fit_one(self, cls, x, target, grid, cv, minority):
+        """One SVM with the C search (cross-validated balanced accuracy); returns (svm, (score, C))."""
+        from sklearn.metrics import balanced_accuracy_score, make_scorer
+        from sklearn.model_selection import cross_val_score
+
+        scorer = make_scorer(balanced_accuracy_score)
+        best = (-np.inf, grid[0])
+        if len(grid) > 1 and minority >= cv:
+            for c_value in grid:
+                score = float(np.mean(cross_val_score(self._svm(c_value), x, target, cv=cv, scoring=scorer)))
+                if score > best[0]:
+                    best = (score, c_value)
+        elif len(grid) > 1:
+            logger.warning(
+                "FailureDirections: class %r has %d minority images (< cv=%d): C=%g without search",
+                cls,
+                minority,
+                cv,
+                grid[-1],
+            )
+            best = (float("nan"), grid[-1])
+        return self._svm(best[1]).fit(x, target), best
 
     def _preprocess(self, X: np.ndarray) -> np.ndarray:
         X = _normalize_rows(X, "embeddings")  # CLIP features, images and texts alike
@@ -808,9 +842,6 @@ class FailureDirections:
         embeddings : array (n, d); labels : (n,) labels; correct : (n,) bool.
         Classes whose images are all correct or all wrong get no SVM (logged).
         """
-        from sklearn.metrics import balanced_accuracy_score, make_scorer
-        from sklearn.model_selection import cross_val_score
-
         X = _matrix(embeddings, "embeddings")
         n = X.shape[0]
         labels = np.asarray(labels, dtype=object)
@@ -834,8 +865,13 @@ class FailureDirections:
         std = unit.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
         Z = self._preprocess(X)
-        scorer = make_scorer(balanced_accuracy_score)
+        if isinstance(self.n_directions, (Mapping, pd.Series)):
+            wanted = {c: _check_int(v, "n_directions", 1) for c, v in dict(self.n_directions).items()}
+        else:
+            wanted = {}
+            default = _check_int(self.n_directions, "n_directions", 1)
         self.estimators_, self.best_C_, self.cv_scores_, self.directions_ = {}, {}, {}, {}
+        self.all_estimators_, self.all_directions_ = {}, {}
         for cls in _sorted_unique(labels):
             rows = labels == cls
             x, target = Z[rows], ok[rows].astype(int)
@@ -845,29 +881,28 @@ class FailureDirections:
                     "FailureDirections: class %r is all correct or all wrong, skipped", cls
                 )
                 continue
-            best = (-np.inf, grid[0])
-            if len(grid) > 1 and minority >= cv:
-                for c_value in grid:
-                    clf = self._svm(c_value)
-                    score = float(np.mean(cross_val_score(clf, x, target, cv=cv, scoring=scorer)))
-                    if score > best[0]:
-                        best = (score, c_value)
-            elif len(grid) > 1:
-                logger.warning(
-                    "FailureDirections: class %r has %d minority images (< cv=%d): C=%g without "
-                    "search",
-                    cls,
-                    minority,
-                    cv,
-                    grid[-1],
-                )
-                best = (float("nan"), grid[-1])
-            clf = self._svm(best[1]).fit(x, target)
-            self.estimators_[cls] = clf
-            self.best_C_[cls] = best[1]
-            self.cv_scores_[cls] = best[0]
-            w = clf.coef_.ravel()
-            self.directions_[cls] = -w / max(np.linalg.norm(w), _EPS)
+            fits, units = [], []
+            for j in range(wanted.get(cls, 1) if wanted else default):
+                # project out the directions found so far (they are orthonormal)
+                xj = x - (x @ np.stack(units).T) @ np.stack(units) if units else x
+                clf, best = self._fit_one(cls, xj, target, grid, cv, minority)
+                w = clf.coef_.ravel()
+                norm = float(np.linalg.norm(w))
+                if norm <= 1e-12:
+                    break
+                if j == 0:
+                    self.best_C_[cls], self.cv_scores_[cls] = best[1], best[0]
+                u = -w / norm
+                if units:  # in exact arithmetic w lies in the deflated span already
+                    u = u - np.stack(units).T @ (np.stack(units) @ u)
+                    u = u / max(float(np.linalg.norm(u)), _EPS)
+                fits.append(clf)
+                units.append(u)
+            if not fits:
+                logger.warning("FailureDirections: class %r has no direction (zero weights)", cls)
+                continue
+            self.estimators_[cls], self.directions_[cls] = fits[0], units[0]
+            self.all_estimators_[cls], self.all_directions_[cls] = fits, units
         self.classes_ = list(self.estimators_)
         return self
 
@@ -875,10 +910,24 @@ class FailureDirections:
         if not hasattr(self, "estimators_"):
             raise ValueError("FailureDirections: call fit first")
 
-    def decision_function(self, embeddings: np.ndarray, labels: Sequence) -> np.ndarray:
+    def _deflated(self, cls: Any, Z: np.ndarray, direction: int) -> np.ndarray:
+        """``Z`` with the class's directions before ``direction`` projected out."""
+        units = self.all_directions_[cls][:direction]
+        return Z - (Z @ np.stack(units).T) @ np.stack(units) if units else Z
+
+    def _direction(self, cls: Any, direction: int) -> int:
+        n = len(self.all_directions_[cls])
+        if not isinstance(direction, Integral) or not 0 <= direction < n:
+            raise ValueError(f"direction: class {cls!r} has directions 0..{n - 1}, got {direction!r}")
+        return int(direction)
+
+    def decision_function(
+        self, embeddings: np.ndarray, labels: Sequence, *, direction: int = 0
+    ) -> np.ndarray:
         """SVM decision value of every image under its own class's SVM, shape (n,).
 
-        Positive = looks like the correctly classified images; NaN for classes without SVM.
+        Positive = looks like the correctly classified images; NaN for classes without SVM (or
+        without that many directions). ``direction`` picks the j-th direction (0 = the first).
         """
         self._check_fitted()
         X = _matrix(embeddings, "embeddings", n=None)
@@ -887,16 +936,18 @@ class FailureDirections:
         labels = np.asarray(labels, dtype=object)
         if labels.shape != (X.shape[0],):
             raise ValueError(f"labels: expected {X.shape[0]} labels, got shape {labels.shape}")
+        if not isinstance(direction, Integral) or direction < 0:
+            raise ValueError(f"direction: expected a non-negative integer, got {direction!r}")
         Z = self._preprocess(X)
         out = np.full(X.shape[0], np.nan)
-        for cls, clf in self.estimators_.items():
+        for cls, fits in self.all_estimators_.items():
             rows = labels == cls
-            if rows.any():
-                out[rows] = clf.decision_function(Z[rows])
+            if rows.any() and direction < len(fits):
+                out[rows] = fits[direction].decision_function(self._deflated(cls, Z[rows], direction))
         return out
 
     def rank_captions(
-        self, cls: Any, caption_embeddings: np.ndarray, captions: Sequence[str]
+        self, cls: Any, caption_embeddings: np.ndarray, captions: Sequence[str], *, direction: int = 0
     ) -> pd.DataFrame:
         """Captions ranked by the class's SVM: text embeddings go through the same
         preprocessing and the most negative decision value (most "incorrect") comes first.
@@ -908,8 +959,10 @@ class FailureDirections:
         self._check_fitted()
         if cls not in self.estimators_:
             raise ValueError(f"cls: no SVM was fit for class {cls!r}")
+        direction = self._direction(cls, direction)
         captions, T = _phrases(captions, caption_embeddings, self.mean_.shape[0])
-        scores = -self.estimators_[cls].decision_function(self._preprocess(T))
+        T = self._deflated(cls, self._preprocess(T), direction)
+        scores = -self.all_estimators_[cls][direction].decision_function(T)
         out = pd.DataFrame({"caption": captions, "score": scores})
         return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -923,14 +976,18 @@ def failure_direction_slices(
     captions: Sequence[str],
     caption_embeddings: np.ndarray,
     top_k: int | Mapping[Any, int] | pd.Series = 50,
+    n_directions: int | Mapping[Any, int] | pd.Series = 1,
     n_candidates: int = 5,
     **options: Any,
 ) -> pd.DataFrame:
-    """Fit :class:`FailureDirections` and write each class's hardest subpopulation as a slice.
+    """Fit :class:`FailureDirections` and write each class's hardest subpopulations as slices.
 
-    The slice of class c is its ``top_k`` images most aligned with the failure direction (lowest
-    SVM decision value); its description is the top caption of :meth:`FailureDirections.
-    rank_captions`. One slice per class (the method finds one direction per class).
+    The slice of a direction is the class's ``top_k`` images most aligned with it (lowest SVM
+    decision value); its description is the top caption of :meth:`FailureDirections.
+    rank_captions` for that direction. The published method finds one direction per class
+    (``n_directions=1``); more are successive SVMs with the earlier directions projected out
+    (see :class:`FailureDirections`), so the method can be asked for as many slices per class
+    as PRIME found (``n_directions=prime_budget(modes)["n_modes"]``).
 
     Parameters
     ----------
@@ -938,42 +995,47 @@ def failure_direction_slices(
     captions, caption_embeddings : candidate captions and their text embeddings (m, d)
     top_k : int, or mapping class -> int (e.g. ``prime_budget(modes)["median_size"]``; classes
         not in the mapping are skipped)
+    n_directions : int, or mapping class -> int (classes not in the mapping are skipped)
+        Slices (directions) per class.
     n_candidates : int
         Top captions kept in the ``candidates`` column.
-    **options : options of :class:`FailureDirections`
+    **options : the other options of :class:`FailureDirections`
 
     Returns
     -------
-    DataFrame with the columns of :func:`domino_slices`; ``score`` is the mean failure score
-    (-decision value) of the members.
+    DataFrame with the columns of :func:`domino_slices` (``slice`` = the direction's rank);
+    ``score`` is the mean failure score (-decision value) of the members.
     """
     emb, index, label_values, ok = _aligned(embeddings, ids, labels, correct)
     captions, caption_emb = _phrases(captions, caption_embeddings, emb.shape[1])
     classes = _sorted_unique(label_values)
     budget = _per_class(top_k, "top_k", classes, 1)
+    directions = _per_class(n_directions, "n_directions", classes, 1)
     n_candidates = _check_int(n_candidates, "n_candidates", 1)
-    keep = np.isin(label_values, list(budget))
-    model = FailureDirections(**options).fit(emb[keep], label_values[keep], ok[keep])
-    decision = np.full(len(index), np.nan)
-    decision[keep] = model.decision_function(emb[keep], label_values[keep])
+    keep = np.isin(label_values, [c for c in classes if c in budget and c in directions])
+    model = FailureDirections(n_directions=directions, **options).fit(
+        emb[keep], label_values[keep], ok[keep]
+    )
     id_values = index.to_numpy(dtype=object)
     records = []
     for cls in model.classes_:
         rows = np.flatnonzero(label_values == cls)
-        order = rows[np.argsort(decision[rows], kind="stable")][: budget[cls]]
-        ranked = model.rank_captions(cls, caption_emb, captions).rename(
-            columns={"caption": "phrase"}
-        )
-        records.append(
-            _slice_row(
-                cls,
-                0,
-                id_values[order],
-                ok[order],
-                float(ok[rows].mean()),
-                float(-decision[order].mean()),
-                ranked,
-                n_candidates,
+        for j in range(len(model.all_directions_[cls])):
+            decision = model.decision_function(emb[rows], label_values[rows], direction=j)
+            order = np.argsort(decision, kind="stable")[: budget[cls]]
+            ranked = model.rank_captions(cls, caption_emb, captions, direction=j).rename(
+                columns={"caption": "phrase"}
             )
-        )
+            records.append(
+                _slice_row(
+                    cls,
+                    j,
+                    id_values[rows[order]],
+                    ok[rows[order]],
+                    float(ok[rows].mean()),
+                    float(-decision[order].mean()),
+                    ranked,
+                    n_candidates,
+                )
+            )
     return pd.DataFrame.from_records(records, columns=list(SLICE_COLUMNS))
