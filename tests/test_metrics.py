@@ -418,7 +418,7 @@ def test_select_generation_modes_keeps_top_per_class():
 
 
 # ---------------------------------------------------------------------------------------------
-# plots (primekit.plots_eval): take ax=, return it, never show
+# plots of the evaluation (primekit.plots): take ax=, return it, never show
 
 
 def test_eval_plots_draw_on_the_given_axes():
@@ -427,27 +427,27 @@ def test_eval_plots_draw_on_the_given_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from primekit import plots_eval
+    from primekit import plots
 
     fig, axes = plt.subplots(1, 5)
     q = pd.DataFrame({"mean": [0.3], "std": [0.1], "auroc": [0.7]})
     summary = metrics.summarize_description_quality({"PRIME": q, "DOMINO": q})
-    assert plots_eval.plot_description_quality(summary, ax=axes[0]) is axes[0]
+    assert plots.plot_description_quality(summary, ax=axes[0]) is axes[0]
     rec = metrics.recover_groups(MODES, *_test_data())
-    assert plots_eval.plot_generalization(rec, ax=axes[1]) is axes[1]
+    assert plots.plot_generalization(rec, ax=axes[1]) is axes[1]
     modes, tags, labels, correct = _combo_data()
     table2 = metrics.tag_combination_summary(modes, tags, labels, correct)
-    assert plots_eval.plot_tag_combinations({"toy": table2}, ax=axes[2]) is axes[2]
+    assert plots.plot_tag_combinations({"toy": table2}, ax=axes[2]) is axes[2]
     combos = metrics.tag_combination_accuracies(modes, tags, labels, correct, n_tags=3)
-    assert plots_eval.plot_subset_accuracies(combos, ax=axes[4]) is axes[4]
+    assert plots.plot_combination_accuracies(combos, ax=axes[4]) is axes[4]
     assert len(axes[4].patches) == 7
     validated = pd.DataFrame(
         {"class": ["a", "a"], "kind": ["failure", "success"], "generated_accuracy": [0.2, 0.9]}
     )
-    assert plots_eval.plot_generated_accuracy(validated, ax=axes[3]) is axes[3]
+    assert plots.plot_generated_accuracy(validated, ax=axes[3]) is axes[3]
     assert len(axes[3].patches) == 2
     with pytest.raises(ValueError, match="recovered"):
-        plots_eval.plot_generalization(pd.DataFrame({"drop": [0.1]}))
+        plots.plot_generalization(pd.DataFrame({"drop": [0.1]}))
     plt.close(fig)
 
 

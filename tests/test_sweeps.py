@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from primekit import metrics, plots_sweeps, sweeps
+from primekit import metrics, plots, sweeps
 
 
 def planted(n: int = 400, seed: int = 0):
@@ -118,14 +118,14 @@ def test_plots_take_and_return_axes():
     grid = sweeps.sweep_grid([20, 40], [0.2, 0.3])
     summary = metrics.generalization_sweep(*data, *planted(seed=1), grid=grid, max_tags=2)
     fig, ax = plt.subplots()
-    assert plots_sweeps.plot_sweep_heatmap(summary, value="n_modes", ax=ax) is ax
+    assert plots.plot_sweep_heatmap(summary, value="n_modes", ax=ax) is ax
     recovered = sweeps.sweep_recovered(*data, *planted(seed=1), grid=grid, max_tags=2)
     fig, axes = plt.subplots(1, 2)
-    drawn = plots_sweeps.plot_generalization_panels(recovered, points=grid[:2], axes=axes)
+    drawn = plots.plot_generalization_panels(recovered, points=grid[:2], axes=axes)
     assert list(drawn) == list(axes)
     comparison = sweeps.compare_search_methods(*data, repeat=1, min_size=20, max_tags=2)
     fig, ax = plt.subplots()
-    assert plots_sweeps.plot_search_comparison(comparison, ax=ax) is ax
+    assert plots.plot_search_comparison(comparison, ax=ax) is ax
     with pytest.raises(ValueError, match="n_modes"):
-        plots_sweeps.plot_sweep_heatmap(summary.drop(columns="n_modes"), value="n_modes")
+        plots.plot_sweep_heatmap(summary.drop(columns="n_modes"), value="n_modes")
     plt.close("all")

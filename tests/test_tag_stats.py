@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from primekit import plots_tags
+from primekit import plots
 from primekit.tag_stats import (
     tag_count_distribution,
     tagger_summary,
@@ -163,11 +163,11 @@ def test_plots_take_an_axes_and_return_it(matrix, labels):
 
     fig, axes = plt.subplots(1, 4)
     dist = tag_count_distribution({"a": matrix, "b": matrix})
-    assert plots_tags.plot_tag_count_distribution(dist, ax=axes[0]) is axes[0]
-    assert plots_tags.plot_tag_heatmap(tag_frequencies(matrix, labels), ax=axes[1]) is axes[1]
+    assert plots.plot_tag_count_distribution(dist, ax=axes[0]) is axes[0]
+    assert plots.plot_tag_heatmap(tag_frequencies(matrix, labels), ax=axes[1]) is axes[1]
     sweep = threshold_sweep(matrix.astype(float), thresholds=[0.5], truth=matrix)
-    assert plots_tags.plot_threshold_sweep(sweep, threshold=0.5, ax=axes[2]) is axes[2]
+    assert plots.plot_threshold_sweep(sweep, threshold=0.5, ax=axes[2]) is axes[2]
     quality = tagger_quality(matrix, matrix)
-    assert plots_tags.plot_tag_quality(quality, ax=axes[3]) is axes[3]
+    assert plots.plot_tag_quality(quality, ax=axes[3]) is axes[3]
     assert len(axes[3].patches) == 2 * 3
     plt.close(fig)

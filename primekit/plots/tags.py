@@ -8,28 +8,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ._base import _axes, _require
+
 __all__ = [
     "plot_tag_count_distribution",
     "plot_tag_heatmap",
     "plot_threshold_sweep",
     "plot_tag_quality",
 ]
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (6, 4)) -> Axes:
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
-
-
-def _require(table: pd.DataFrame, argument: str, columns: Sequence[str]) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{argument}: missing column(s) {missing}")
 
 
 def plot_tag_count_distribution(distribution: pd.DataFrame, *, ax: Axes | None = None) -> Axes:

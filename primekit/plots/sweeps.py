@@ -9,25 +9,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .plots_eval import plot_generalization
+from ._base import _axes, _require
+from .evaluation import plot_generalization
 
 __all__ = ["plot_sweep_heatmap", "plot_generalization_panels", "plot_search_comparison"]
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (5, 4)) -> Axes:
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
-
-
-def _require(table: pd.DataFrame, argument: str, columns: list[str]) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{argument}: missing column(s) {missing}")
 
 
 def plot_sweep_heatmap(
@@ -48,7 +33,7 @@ def plot_sweep_heatmap(
     fmt : format of the numbers written in the cells (NaN cells are left blank)
     """
     _require(sweep, "sweep", ["min_size", "min_drop", value])
-    ax = _axes(ax)
+    ax = _axes(ax, (5, 4))
     table = sweep.pivot_table(index="min_size", columns="min_drop", values=value, dropna=False)
     data = table.to_numpy(dtype=float)
     image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")

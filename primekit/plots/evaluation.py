@@ -9,29 +9,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from ._base import _axes, _require
+
 __all__ = [
     "plot_description_quality",
     "plot_generalization",
     "plot_tag_combinations",
-    "plot_subset_accuracies",
+    "plot_combination_accuracies",
     "plot_generated_accuracy",
 ]
-
-
-def _axes(ax: Axes | None) -> Axes:
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
-    return ax
-
-
-def _require(table: pd.DataFrame, argument: str, columns: list[str]) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{argument}: missing column(s) {missing}")
 
 
 def plot_description_quality(summary: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
@@ -132,13 +118,16 @@ def plot_tag_combinations(
     return ax
 
 
-def plot_subset_accuracies(
+def plot_combination_accuracies(
     combos: pd.DataFrame,
     *,
     mode: object | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Table 1 as bars: accuracy on the images carrying each subset of one mode's tags.
+
+    The same picture as :func:`plot_subset_accuracies` (Fig. 3), drawn from the table of
+    :func:`primekit.metrics.tag_combination_accuracies` (several modes, one chosen by ``mode``).
 
     Parameters
     ----------

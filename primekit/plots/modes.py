@@ -8,15 +8,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["plot_image_grid", "plot_mode_grid", "plot_subset_accuracies", "plot_mode_accuracy"]
+from ._base import _figure
 
-
-def _figure(fig, figsize):
-    import matplotlib.pyplot as plt
-
-    if fig is None:
-        fig = plt.figure(figsize=figsize)
-    return fig
+__all__ = [
+    "plot_image_grid",
+    "plot_mode_grid",
+    "plot_subset_accuracies",
+    "plot_mode_accuracy",
+    "plot_mode_subsets",
+    "plot_lattice",
+]
 
 
 def plot_image_grid(
