@@ -99,3 +99,19 @@ def test_runner_quick_mode_runs(tmp_path):
     for name in PEERS:
         assert f"| tiny | {name} |" in report
     assert "NO:" not in report
+
+
+def test_recovery_benchmark_on_smoke_worlds(tmp_path, primekit_home):
+    """benchmarks/recovery.py: one row per (seed, min_size) and the mean over seeds."""
+    sys.path.insert(0, str(BENCH))
+    import recovery
+
+    table = recovery.measure([0], [8, 10], smoke=True)
+    assert list(table["min_size"]) == [8, 10] and (table["seed"] == 0).all()
+    assert table["precision"].between(0, 1).all() and table["recall"].dropna().between(0, 1).all()
+    # a larger min_size can only drop modes (the search is monotone in s)
+    assert table["modes"].iloc[1] <= table["modes"].iloc[0]
+    text = recovery.markdown(table)
+    assert "| 10 | 1 |" in text and text.count("\n| 0 |") == 2
+    with pytest.raises(SystemExit):
+        recovery.main(["--min-size", "0"])
