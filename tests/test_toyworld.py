@@ -220,6 +220,38 @@ def test_learned_tagger_writes_the_tag_table(world):
     assert tags["score"].std() > 0.01  # a trained network, not a constant
 
 
+def test_learned_tagger_is_an_appearance_and_a_pose_network(world):
+    import torch
+
+    cfg = tw.TaggerConfig(epochs=8, seed=1)
+    model = tw.train_tagger(world, config=cfg)
+    pose = [tw.ATTRIBUTES.index(t) for t in tw.POSE_TAGS]
+    assert model.pose_idx_ == pose and len(model.look_idx_) == len(tw.ATTRIBUTES) - len(pose)
+    x = torch.randn(5, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(x)
+        look = model.appearance(x)
+        pose_logits = model.pose(torch.nn.functional.avg_pool2d(x, 2))
+    assert logits.shape == (5, len(tw.ATTRIBUTES))
+    # every tag comes from its own network, in ATTRIBUTES order
+    torch.testing.assert_close(logits[:, model.look_idx_], look)
+    torch.testing.assert_close(logits[:, pose], pose_logits)
+    # reloaded from the cache: the same weights
+    again = tw.train_tagger(world, config=cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), logits)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [({"pose_size": 48}, "pose_size"), ({"pose_epochs": 0}, "pose_epochs"), ({"size": 16}, "size")],
+)
+def test_tagger_config_rejects_bad_settings(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        tw.TaggerConfig(**kwargs)
+    assert tw.TaggerConfig().key != tw.TaggerConfig(pose_epochs=3).key
+
+
 def test_recovery_of_the_oracle_modes_by_themselves_is_perfect(world, smoke_predictions):
     cfg, _ = smoke_predictions
     oracle = tw.predict(world, "oracle", config=cfg).set_index("id")

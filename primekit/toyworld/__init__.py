@@ -25,6 +25,7 @@ from .evaluate import evaluate_recovery, ground_truth_tags, mode_accuracy_on, or
 from .render import ATTRIBUTE_GROUPS, ATTRIBUTES, CLASSES, IMAGE_SIZE, render
 from .sampling import HOME_SCENE, PLANTED, sample_attributes
 from .train import (
+    POSE_TAGS,
     ClassifierConfig,
     TaggerConfig,
     learned_tags,
@@ -54,6 +55,7 @@ __all__ = [
     "PLANTED",
     "SPLITS",
     "ClassifierConfig",
+    "POSE_TAGS",
     "TaggerConfig",
     "ToyWorld",
     "WorldConfig",

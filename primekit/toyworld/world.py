@@ -73,7 +73,7 @@ class WorldConfig:
 
     seed: int = 0
     n_train: int = 12000
-    n_tagger: int = 6000
+    n_tagger: int = 30000
     n_val: int = 12000
     n_test: int = 4000
     n_oracle: int = 120000
