@@ -193,7 +193,7 @@ def _tagger_net(config):
             pose = self.pose(self.at(x, config["pose_size"]))
             return torch.cat([look, pose], dim=1)[:, self.order]
 
-    model = Tagger()
+    model = _sized(Tagger(), 64)
     model.look_idx_, model.pose_idx_ = look_idx, pose_idx
     return model
 
@@ -265,8 +265,15 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
 
     return _train_cached(
         world, "classifier", config, split="train",
-        build=lambda: _net(len(CLASSES), config["width"], config["size"]), fit=fit, progress=progress,
+        build=lambda: _sized(_net(len(CLASSES), config["width"], config["size"]), config["size"]),
+        fit=fit, progress=progress,
     )
+
+
+def _sized(model, size: int):
+    """``model`` with ``input_size_ = size`` (the resolution :func:`_prep` must produce for it)."""
+    model.input_size_ = size
+    return model
 
 
 def _opts(config) -> dict:
@@ -276,11 +283,11 @@ def _opts(config) -> dict:
 def _train_cached(world, name: str, config, *, split: str, build, fit, progress: bool):
     """Load ``models/{name}-{config.key}.pt`` into ``build()`` or train it with
     ``fit(model, table)`` on ``split`` and save it atomically; ``model.train_seconds_`` is the
-    training time (NaN when loaded), ``model.input_size_`` the resolution it is fed."""
+    training time (NaN when loaded); ``build`` sets ``model.input_size_``, the resolution of the
+    images it is fed."""
     torch = _torch()
     path = world.path("models", f"{name}-{config.key}.pt")
     model = build()
-    model.input_size_ = config.get("size", 32) if name == "classifier" else 64
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
@@ -289,7 +296,6 @@ def _train_cached(world, name: str, config, *, split: str, build, fit, progress:
     t0 = time.perf_counter()
     _seed_all(config["seed"])
     model = build()
-    model.input_size_ = config.get("size", 32) if name == "classifier" else 64
     fit(model, world.table(split))
     model.eval()
     with atomic_path(path) as tmp:
