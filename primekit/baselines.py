@@ -748,11 +748,13 @@ class FailureDirections:
         ``class_weight="balanced"``.
     whiten : bool, default True
     n_directions : int or mapping class -> int, default 1
-        Directions per class (a class missing from a mapping gets 1). 1 is the published method. With k > 1 (our extension, so that the
-        method can be asked for as many slices as PRIME found, as the paper asks of its
-        baselines), direction j is the SVM refit (same C search) on the latents with the
-        directions 1..j-1 projected out, so the directions are orthonormal and each one
-        explains errors the earlier ones do not.
+        Directions per class (a class missing from a mapping gets 1). 1 is the published
+        method. With k > 1 (our extension, so that the method can be asked for as many slices
+        as PRIME found, as the paper asks of its baselines), direction j is the SVM refit (same
+        C search) on the class's correct images and the errors that no earlier direction puts
+        on its failure side (decision value < 0): each direction looks for the errors the
+        earlier ones do not explain, e.g. a second error cluster on the other side of the
+        first hyperplane.
     solver : {"libsvm", "liblinear"}, default "libsvm"
         "libsvm": ``SVC(kernel="linear")`` as the published code; "liblinear": ``LinearSVC``
         with the hinge loss, the same model up to the (regularized) intercept and much faster
@@ -769,7 +771,7 @@ class FailureDirections:
     directions_ : dict class -> unit vector (d,) in preprocessed space pointing toward failure
     all_estimators_, all_directions_ : dict class -> list with one entry per direction (the
         first is ``estimators_`` / ``directions_``); a class has fewer than ``n_directions`` when
-        a refit finds no direction left (all weights zero)
+        every error is already explained or a refit finds no direction (all weights zero)
     """
 
     def __init__(
@@ -865,8 +867,11 @@ class FailureDirections:
         std = unit.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
         Z = self._preprocess(X)
+        default = 1
         if isinstance(self.n_directions, (Mapping, pd.Series)):
-            wanted = {c: _check_int(v, "n_directions", 1) for c, v in dict(self.n_directions).items()}
+            if not len(self.n_directions):
+                raise ValueError("n_directions: the mapping class -> int is empty")
+            wanted = {c: _check_int(v, f"n_directions[{c!r}]", 1) for c, v in dict(self.n_directions).items()}
         else:
             wanted = {}
             default = _check_int(self.n_directions, "n_directions", 1)
@@ -882,22 +887,25 @@ class FailureDirections:
                 )
                 continue
             fits, units = [], []
-            for j in range(wanted.get(cls, 1) if wanted else default):
-                # project out the directions found so far (they are orthonormal)
-                xj = x - (x @ np.stack(units).T) @ np.stack(units) if units else x
-                clf, best = self._fit_one(cls, xj, target, grid, cv, minority)
+            use = np.ones(len(target), bool)  # the images the next direction is fitted on
+            for j in range(wanted.get(cls, default)):
+                errors = int((target[use] == 0).sum())
+                if j and errors == 0:
+                    break  # every error is explained by an earlier direction
+                clf, best = self._fit_one(cls, x[use], target[use], grid, cv, min(errors, minority))
                 w = clf.coef_.ravel()
                 norm = float(np.linalg.norm(w))
                 if norm <= 1e-12:
                     break
                 if j == 0:
                     self.best_C_[cls], self.cv_scores_[cls] = best[1], best[0]
-                u = -w / norm
-                if units:  # in exact arithmetic w lies in the deflated span already
-                    u = u - np.stack(units).T @ (np.stack(units) @ u)
-                    u = u / max(float(np.linalg.norm(u)), _EPS)
                 fits.append(clf)
-                units.append(u)
+                units.append(-w / norm)
+                # errors on this direction's failure side are explained; the next one looks for the rest
+                rest = use & ~((target == 0) & (clf.decision_function(x) < 0))
+                if (rest == use).all():
+                    break  # it explains nothing new: a refit would find the same direction
+                use = rest
             if not fits:
                 logger.warning("FailureDirections: class %r has no direction (zero weights)", cls)
                 continue
@@ -910,14 +918,9 @@ class FailureDirections:
         if not hasattr(self, "estimators_"):
             raise ValueError("FailureDirections: call fit first")
 
-    def _deflated(self, cls: Any, Z: np.ndarray, direction: int) -> np.ndarray:
-        """``Z`` with the class's directions before ``direction`` projected out."""
-        units = self.all_directions_[cls][:direction]
-        return Z - (Z @ np.stack(units).T) @ np.stack(units) if units else Z
-
     def _direction(self, cls: Any, direction: int) -> int:
         n = len(self.all_directions_[cls])
-        if not isinstance(direction, Integral) or not 0 <= direction < n:
+        if not isinstance(direction, Integral) or isinstance(direction, bool) or not 0 <= direction < n:
             raise ValueError(f"direction: class {cls!r} has directions 0..{n - 1}, got {direction!r}")
         return int(direction)
 
@@ -936,14 +939,14 @@ class FailureDirections:
         labels = np.asarray(labels, dtype=object)
         if labels.shape != (X.shape[0],):
             raise ValueError(f"labels: expected {X.shape[0]} labels, got shape {labels.shape}")
-        if not isinstance(direction, Integral) or direction < 0:
+        if not isinstance(direction, Integral) or isinstance(direction, bool) or direction < 0:
             raise ValueError(f"direction: expected a non-negative integer, got {direction!r}")
         Z = self._preprocess(X)
         out = np.full(X.shape[0], np.nan)
         for cls, fits in self.all_estimators_.items():
             rows = labels == cls
             if rows.any() and direction < len(fits):
-                out[rows] = fits[direction].decision_function(self._deflated(cls, Z[rows], direction))
+                out[rows] = fits[direction].decision_function(Z[rows])
         return out
 
     def rank_captions(
@@ -961,7 +964,7 @@ class FailureDirections:
             raise ValueError(f"cls: no SVM was fit for class {cls!r}")
         direction = self._direction(cls, direction)
         captions, T = _phrases(captions, caption_embeddings, self.mean_.shape[0])
-        T = self._deflated(cls, self._preprocess(T), direction)
+        T = self._preprocess(T)
         scores = -self.all_estimators_[cls][direction].decision_function(T)
         out = pd.DataFrame({"caption": captions, "score": scores})
         return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
@@ -983,11 +986,12 @@ def failure_direction_slices(
     """Fit :class:`FailureDirections` and write each class's hardest subpopulations as slices.
 
     The slice of a direction is the class's ``top_k`` images most aligned with it (lowest SVM
-    decision value); its description is the top caption of :meth:`FailureDirections.
-    rank_captions` for that direction. The published method finds one direction per class
-    (``n_directions=1``); more are successive SVMs with the earlier directions projected out
-    (see :class:`FailureDirections`), so the method can be asked for as many slices per class
-    as PRIME found (``n_directions=prime_budget(modes)["n_modes"]``).
+    decision value), leaving out the images of the class's earlier slices; its description is
+    the top caption of :meth:`FailureDirections.rank_captions` for that direction. The published
+    method finds one direction per class (``n_directions=1``); more are successive SVMs fitted
+    on the errors the earlier ones do not explain (see :class:`FailureDirections`), so the
+    method can be asked for as many slices per class as PRIME found
+    (``n_directions=prime_budget(modes)["n_modes"]``).
 
     Parameters
     ----------
@@ -1020,9 +1024,12 @@ def failure_direction_slices(
     records = []
     for cls in model.classes_:
         rows = np.flatnonzero(label_values == cls)
+        taken = np.zeros(len(rows), bool)
         for j in range(len(model.all_directions_[cls])):
             decision = model.decision_function(emb[rows], label_values[rows], direction=j)
-            order = np.argsort(decision, kind="stable")[: budget[cls]]
+            order = np.argsort(np.where(taken, np.inf, decision), kind="stable")[: budget[cls]]
+            order = order[~taken[order]]
+            taken[order] = True
             ranked = model.rank_captions(cls, caption_emb, captions, direction=j).rename(
                 columns={"caption": "phrase"}
             )

@@ -288,26 +288,31 @@ def test_failure_directions_liblinear_agrees_with_libsvm(planted):
 
 
 @pytest.fixture(scope="module")
-def two_clusters():
-    """Class "fox" with two error clusters along different axes (grass: axis 2, water: axis 3)."""
+def xor_clusters():
+    """Class "fox" whose errors sit in two opposite quadrants of (axis 2, axis 3): 100 at (+, +)
+    and 50 at (-, -), with the correct images in (+, -) and (-, +). No hyperplane holds both
+    error clusters on its failure side; a balanced SVM takes the larger one."""
     rng = np.random.default_rng(3)
-    plain = 3 * _basis(0) + rng.normal(0, 0.6, (300, D))
-    grass = 3 * _basis(0) + 3 * _basis(2) + rng.normal(0, 0.6, (70, D))
-    water = 3 * _basis(0) + 3 * _basis(3) + rng.normal(0, 0.6, (50, D))
-    emb = np.vstack([plain, grass, water])
-    cluster = np.r_[np.zeros(300, int), np.ones(70, int), np.full(50, 2)]
-    wrong = np.where(cluster > 0, rng.random(len(emb)) < 0.9, rng.random(len(emb)) < 0.05)
+    parts, cluster = [], []
+    for k, (a, b, n) in enumerate([(1, 1, 100), (-1, -1, 50), (1, -1, 150), (-1, 1, 150)]):
+        parts.append(3 * _basis(0) + 2 * a * _basis(2) + 2 * b * _basis(3) + rng.normal(0, 0.6, (n, D)))
+        cluster += [k] * n
+    emb, cluster = np.vstack(parts), np.array(cluster)
+    wrong = np.where(cluster < 2, rng.random(len(emb)) < 0.9, rng.random(len(emb)) < 0.05)
     labels = pd.Series(["fox"] * len(emb), index=[f"i{k}" for k in range(len(emb))])
     return emb, labels, pd.Series(~wrong, index=labels.index), cluster
 
 
-def test_failure_directions_successive_directions_are_orthonormal(two_clusters):
-    emb, labels, ok, _ = two_clusters
-    model = baselines.FailureDirections(C=1.0, n_directions=3).fit(emb, labels, ok)
+def test_failure_directions_successive_directions(xor_clusters):
+    emb, labels, ok, cluster = xor_clusters
+    model = baselines.FailureDirections(C=1.0, n_directions=2).fit(emb, labels, ok)
     units = np.stack(model.all_directions_["fox"])
-    assert units.shape == (3, D)
-    np.testing.assert_allclose(units @ units.T, np.eye(3), atol=1e-8)
+    assert units.shape == (2, D)
+    np.testing.assert_allclose(np.linalg.norm(units, axis=1), 1.0)
     assert model.directions_["fox"] is model.all_directions_["fox"][0]
+    # the first points to the (+, +) errors, the second (fitted without them) to the (-, -) ones
+    assert units[0][2] > 0.4 and units[0][3] > 0.4
+    assert units[1][2] < -0.4 and units[1][3] < -0.4
     # the first direction is the published method's, whatever n_directions is
     one = baselines.FailureDirections(C=1.0).fit(emb, labels, ok)
     np.testing.assert_allclose(one.directions_["fox"], units[0])
@@ -316,21 +321,27 @@ def test_failure_directions_successive_directions_are_orthonormal(two_clusters):
     )
     assert np.isnan(one.decision_function(emb, labels, direction=1)).all()
     with pytest.raises(ValueError, match="direction"):
-        model.rank_captions("fox", PHRASE_EMB, PHRASES, direction=3)
+        model.rank_captions("fox", PHRASE_EMB, PHRASES, direction=2)
+    with pytest.raises(ValueError, match="direction"):
+        model.decision_function(emb, labels, direction=True)
     with pytest.raises(ValueError, match="n_directions"):
         baselines.FailureDirections(n_directions=0).fit(emb, labels, ok)
+    with pytest.raises(ValueError, match="n_directions"):
+        baselines.FailureDirections(n_directions={}).fit(emb, labels, ok)
+    with pytest.raises(ValueError, match=r"n_directions\['fox'\]"):
+        baselines.FailureDirections(n_directions={"fox": 0}).fit(emb, labels, ok)
 
 
-def test_failure_direction_slices_one_slice_per_direction(two_clusters):
-    emb, labels, ok, cluster = two_clusters
-    out = baselines.failure_direction_slices(
-        emb, labels.index, labels, ok, captions=PHRASES, caption_embeddings=PHRASE_EMB,
-        top_k=60, n_directions={"fox": 2}, C=1.0,
-    )
-    assert list(out["slice"]) == [0, 1] and (out["size"] == 60).all()
-    assert (out["accuracy"] < 0.5).all()
-    # between them the two directions cover both error clusters, which one slice cannot
-    members = set(out["members"].iloc[0]) | set(out["members"].iloc[1])
-    inside = {i for i, c in zip(labels.index, cluster, strict=True) if c > 0}
-    first = set(out["members"].iloc[0])
-    assert len(members & inside) > len(first & inside) + 10
+def test_failure_direction_slices_one_slice_per_direction(xor_clusters):
+    emb, labels, ok, cluster = xor_clusters
+    kwargs = {"captions": PHRASES, "caption_embeddings": PHRASE_EMB, "C": 1.0}
+    out = baselines.failure_direction_slices(emb, labels.index, labels, ok, top_k=50, n_directions={"fox": 2}, **kwargs)
+    assert list(out["slice"]) == [0, 1] and (out["size"] == 50).all()
+    assert (out["accuracy"] < 0.25).all()
+    assert not set(out["members"].iloc[0]) & set(out["members"].iloc[1])  # disjoint
+    where = dict(zip(labels.index, cluster, strict=True))
+    first, second = ([where[i] for i in m] for m in out["members"])
+    assert first.count(0) >= 45 and second.count(1) >= 45
+    # one direction cannot reach the (-, -) cluster however many images its slice takes
+    one = baselines.failure_direction_slices(emb, labels.index, labels, ok, top_k=150, **kwargs)
+    assert [where[i] for i in one["members"].iloc[0]].count(1) < 10

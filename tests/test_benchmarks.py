@@ -101,10 +101,9 @@ def test_runner_quick_mode_runs(tmp_path):
     assert "NO:" not in report
 
 
-def test_recovery_benchmark_on_smoke_worlds(tmp_path, primekit_home):
+def test_recovery_benchmark_on_smoke_worlds(primekit_home):
     """benchmarks/recovery.py: one row per (seed, min_size) and the mean over seeds."""
-    sys.path.insert(0, str(BENCH))
-    import recovery
+    import recovery  # benchmarks/ is on sys.path (top of this module)
 
     table = recovery.measure([0], [8, 10], smoke=True)
     assert list(table["min_size"]) == [8, 10] and (table["seed"] == 0).all()

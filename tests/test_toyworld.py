@@ -236,20 +236,50 @@ def test_learned_tagger_is_an_appearance_and_a_pose_network(world):
     # every tag comes from its own network, in ATTRIBUTES order
     torch.testing.assert_close(logits[:, model.look_idx_], look)
     torch.testing.assert_close(logits[:, pose], pose_logits)
-    # reloaded from the cache: the same weights
+    with pytest.raises(ValueError, match="images"):
+        model(torch.randn(2, 3, 16, 16))
+
+
+def test_learned_tagger_reloads_the_weights_it_trained(world):
+    import torch
+
+    cfg = tw.TaggerConfig(epochs=1, pose_epochs=1, size=32, seed=7)  # no other test trains this one
+    fresh = tw.train_tagger(world, config=cfg)
+    assert np.isfinite(fresh.train_seconds_)
     again = tw.train_tagger(world, config=cfg)
+    assert np.isnan(again.train_seconds_)
+    x = torch.randn(4, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(again(x), logits)
+        torch.testing.assert_close(again(x), fresh(x))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "word"),
-    [({"pose_size": 48}, "pose_size"), ({"pose_epochs": 0}, "pose_epochs"), ({"size": 16}, "size")],
+    [
+        ({"pose_size": 48}, "pose_size"),
+        ({"pose_epochs": 0}, "pose_epochs"),
+        ({"size": 16}, "size"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": True}, "batch_size"),
+        ({"width": 2.5}, "width"),
+        ({"lr": 0}, "lr"),
+        ({"seed": -1}, "seed"),
+    ],
 )
 def test_tagger_config_rejects_bad_settings(kwargs, word):
     with pytest.raises(ValueError, match=word):
         tw.TaggerConfig(**kwargs)
     assert tw.TaggerConfig().key != tw.TaggerConfig(pose_epochs=3).key
+
+
+def test_tagger_key_changes_with_the_pose_tags(monkeypatch):
+    from primekit.toyworld import train
+
+    before = tw.TaggerConfig().key
+    monkeypatch.setattr(train, "POSE_TAGS", ("left",))
+    assert tw.TaggerConfig().key != before
+    with pytest.raises(ValueError, match="epochs"):
+        tw.ClassifierConfig(epochs=0)
 
 
 def test_recovery_of_the_oracle_modes_by_themselves_is_perfect(world, smoke_predictions):

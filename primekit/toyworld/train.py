@@ -62,8 +62,11 @@ def _threads(n: int | None = None):
         torch.set_num_threads(before)
 
 
-#: Bump when :func:`_net` changes: cached weights of another architecture are then not loaded.
+#: Bump when :func:`_net` changes (every cached classifier and tagger is then retrained).
 _NET_VERSION = 2
+#: Bump when the tagger's assembly or training changes (:func:`_tagger_net`, its losses in
+#: :func:`train_tagger`); :data:`POSE_TAGS` is part of the tagger's key by itself.
+_TAGGER_VERSION = 2
 
 
 def _net(n_out: int, width: int = 16, size: int = 32):
@@ -106,15 +109,37 @@ def _prep(images: np.ndarray, size: int = 32):
     return (x / 127.5 - 1.0).contiguous()
 
 
+def _chunks(table: pd.DataFrame, progress: bool, desc: str):
+    """The rendered images of a table, chunk by chunk, with a tqdm bar."""
+    from tqdm.auto import tqdm
+
+    for start in tqdm(range(0, len(table), _CHUNK), desc=desc, disable=not progress, leave=False):
+        yield render(table.iloc[start : start + _CHUNK])
+
+
 def _render_prep(table: pd.DataFrame, progress: bool, desc: str, size: int = 32):
     """Render a table chunk by chunk and keep only the pooled tensors (memory-light)."""
     torch = _torch()
-    from tqdm.auto import tqdm
-
-    parts = []
-    for start in tqdm(range(0, len(table), _CHUNK), desc=desc, disable=not progress, leave=False):
-        parts.append(_prep(render(table.iloc[start : start + _CHUNK]), size))
+    parts = [_prep(images, size) for images in _chunks(table, progress, desc)]
     return torch.cat(parts) if parts else torch.empty(0, 3, size, size)
+
+
+def _render_u8(table: pd.DataFrame, progress: bool, desc: str):
+    """Render a table into one uint8 tensor (n, 3, 64, 64); :func:`_scaled` turns a batch of it
+    into what ``_prep(images, 64)`` gives (a quarter of the memory of float images)."""
+    torch = _torch()
+    parts = [torch.from_numpy(images).permute(0, 3, 1, 2).contiguous() for images in _chunks(table, progress, desc)]
+    return torch.cat(parts) if parts else torch.empty(0, 3, 64, 64, dtype=torch.uint8)
+
+
+def _scaled(x):
+    return x.float() / 127.5 - 1.0
+
+
+def _positive_ints(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
 class ClassifierConfig(dict):
@@ -126,6 +151,11 @@ class ClassifierConfig(dict):
     def __init__(self, *, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3, width: int = 16, seed: int = 0, size: int = 32):
         if size not in (32, 64):
             raise ValueError(f"size: expected 32 or 64, got {size!r}")
+        _positive_ints(epochs=epochs, batch_size=batch_size, width=width)
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
+            raise ValueError(f"lr: expected a learning rate in (0, 1), got {lr!r}")
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, size=size)
 
     @property
@@ -156,10 +186,13 @@ class TaggerConfig(ClassifierConfig):
         super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, size=size)
         if pose_size not in (32, 64):
             raise ValueError(f"pose_size: expected 32 or 64, got {pose_size!r}")
-        for name, value in (("pose_epochs", pose_epochs), ("pose_width", pose_width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        _positive_ints(pose_epochs=pose_epochs, pose_width=pose_width)
         self.update(pose_epochs=pose_epochs, pose_size=pose_size, pose_width=pose_width)
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps({**self, "net": _NET_VERSION, "tagger": _TAGGER_VERSION, "pose_tags": POSE_TAGS}, sort_keys=True)
+        return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
 
 #: Tags the learned tagger predicts with its separate pose network (see :func:`train_tagger`).
@@ -168,9 +201,9 @@ POSE_TAGS: tuple[str, ...] = ("upside down",)
 
 def _tagger_net(config):
     """The learned tagger: an appearance :func:`_net` on the images at ``config["size"]`` for
-    every tag but :data:`POSE_TAGS`, and a pose :func:`_net` on the 2x2-pooled images for those;
-    the forward pass takes full-resolution tensors (see :func:`_prep` with ``size=64``) and
-    returns logits in :data:`ATTRIBUTES` order."""
+    every tag but :data:`POSE_TAGS`, and a pose :func:`_net` at ``config["pose_size"]`` for
+    those; the forward pass takes full-resolution tensors (see :func:`_prep` with ``size=64``),
+    pools them for each network and returns logits in :data:`ATTRIBUTES` order."""
     torch = _torch()
     nn = torch.nn
     pose_idx = [ATTRIBUTES.index(t) for t in POSE_TAGS]
@@ -186,6 +219,8 @@ def _tagger_net(config):
 
         @staticmethod
         def at(x, size):
+            if x.shape[-1] < size or x.shape[-1] % size:
+                raise ValueError(f"images: the tagger needs {size}-pixel multiples (64 x 64 images), got {tuple(x.shape)}")
             return x if x.shape[-1] == size else torch.nn.functional.avg_pool2d(x, x.shape[-1] // size)
 
         def forward(self, x):
@@ -198,14 +233,18 @@ def _tagger_net(config):
     return model
 
 
-def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str):
+def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed: int, progress: bool, desc: str, transform=None):
+    """Train ``model`` on ``(x, y)`` (``transform`` maps a batch of ``x`` to the model's input)."""
     torch = _torch()
     from tqdm.auto import tqdm
 
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.2)
+    if steps >= 10:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.2)
+    else:  # too few steps for a one-cycle warm-up (it divides by zero at 5): a constant rate
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     model.train()
     stack = contextlib.ExitStack()
     stack.enter_context(_threads())
@@ -215,7 +254,8 @@ def _fit(model, x, y, *, loss_fn, epochs: int, batch_size: int, lr: float, seed:
         for start in range(0, len(x), batch_size):
             idx = order[start : start + batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
+            batch = x[idx] if transform is None else transform(x[idx])
+            loss = loss_fn(model(batch), y[idx])
             loss.backward()
             opt.step()
             sched.step()
@@ -265,8 +305,7 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
 
     return _train_cached(
         world, "classifier", config, split="train",
-        build=lambda: _sized(_net(len(CLASSES), config["width"], config["size"]), config["size"]),
-        fit=fit, progress=progress,
+        build=lambda: _sized(_net(len(CLASSES), config["width"], config["size"]), config["size"]), fit=fit,
     )
 
 
@@ -280,15 +319,15 @@ def _opts(config) -> dict:
     return {k: config[k] for k in ("epochs", "batch_size", "lr", "seed")}
 
 
-def _train_cached(world, name: str, config, *, split: str, build, fit, progress: bool):
+def _train_cached(world, name: str, config, *, split: str, build, fit):
     """Load ``models/{name}-{config.key}.pt`` into ``build()`` or train it with
     ``fit(model, table)`` on ``split`` and save it atomically; ``model.train_seconds_`` is the
     training time (NaN when loaded); ``build`` sets ``model.input_size_``, the resolution of the
     images it is fed."""
     torch = _torch()
     path = world.path("models", f"{name}-{config.key}.pt")
-    model = build()
     if path.is_file():
+        model = build()
         model.load_state_dict(torch.load(path, weights_only=True))
         model.eval()
         model.train_seconds_ = float("nan")
@@ -339,13 +378,9 @@ def predict(
     model = train_classifier(world, config=config, progress=progress)
     table = world.table(split)
     torch = _torch()
-    from tqdm.auto import tqdm
-
-    preds = []
-    for start in tqdm(range(0, len(table), _CHUNK), desc=f"predict {split}", disable=not progress, leave=False):
-        x = _prep(render(table.iloc[start : start + _CHUNK]), model.input_size_)
-        preds.append(torch.softmax(_logits(model, x), dim=1).numpy())
-    probs = np.concatenate(preds)
+    probs = np.concatenate(
+        [torch.softmax(_logits(model, _prep(images, model.input_size_)), dim=1).numpy() for images in _chunks(table, progress, f"predict {split}")]
+    )
     out = pd.DataFrame(
         {
             "id": table["id"].to_numpy(),
@@ -368,10 +403,11 @@ def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progres
     Two small CNNs with one sigmoid output per attribute of :data:`ATTRIBUTES` between them,
     trained with binary cross-entropy on the ground truth of a split the classifier never sees:
 
-    - the appearance network (full resolution) for every tag but :data:`POSE_TAGS`; positives
-      are up-weighted by sqrt(negatives / positives) (at most x5), so rare tags are not drowned
-      by their negatives;
-    - the pose network (2x2-pooled images, plain BCE) for ``upside down``. Inside the shared
+    - the appearance network (images at ``config["size"]``, 64 by default) for every tag but
+      :data:`POSE_TAGS`; positives are up-weighted by sqrt(negatives / positives) (at most x5),
+      so rare tags are not drowned by their negatives;
+    - the pose network (images at ``config["pose_size"]``, 32 by default, plain BCE) for
+      ``upside down``. Inside the shared
       network that tag stayed at chance (AUROC 0.56 on 30,000 training images, while every
       other tag reached 0.88-1.0); alone it reaches 0.93.
 
@@ -394,20 +430,20 @@ def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progres
         return lambda logits, target: torch.nn.functional.binary_cross_entropy_with_logits(logits, target, pos_weight=weight)
 
     def fit(model, table):
-        x = _render_prep(table, progress, "render tagger", 64)
+        x = _render_u8(table, progress, "render tagger")  # uint8: 30,000 images in 370 MB
         y = torch.as_tensor(table[list(ATTRIBUTES)].to_numpy(np.float32).copy())
-        look = y[:, model.look_idx_]
-        x_look = model.at(x, config["size"])
-        _fit(model.appearance, x_look, look, loss_fn=weighted_bce(look), progress=progress, desc="train tagger", **_opts(config))
-        del x_look
-        pose = y[:, model.pose_idx_]
+        look, pose = y[:, model.look_idx_], y[:, model.pose_idx_]
         _fit(
-            model.pose, model.at(x, config["pose_size"]), pose,
-            loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, progress=progress, desc="train tagger (pose)",
+            model.appearance, x, look, loss_fn=weighted_bce(look), progress=progress, desc="train tagger",
+            transform=lambda b: model.at(_scaled(b), config["size"]), **_opts(config),
+        )
+        _fit(
+            model.pose, x, pose, loss_fn=torch.nn.functional.binary_cross_entropy_with_logits, progress=progress,
+            desc="train tagger (pose)", transform=lambda b: model.at(_scaled(b), config["pose_size"]),
             **{**_opts(config), "epochs": config["pose_epochs"]},
         )
 
-    return _train_cached(world, "tagger", config, split="tagger", build=lambda: _tagger_net(config), fit=fit, progress=progress)
+    return _train_cached(world, "tagger", config, split="tagger", build=lambda: _tagger_net(config), fit=fit)
 
 
 def learned_tags(
@@ -433,8 +469,8 @@ def learned_tags(
         return read_table(path)
     torch = _torch()
     model = train_tagger(world, config=config, progress=progress)
-    x = _render_prep(world.table(split), progress, f"render {split}", model.input_size_)
-    scores = torch.sigmoid(_logits(model, x)).numpy().astype(np.float64)
+    parts = [torch.sigmoid(_logits(model, _prep(images, model.input_size_))).numpy() for images in _chunks(world.table(split), progress, f"tag {split}")]
+    scores = np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, len(ATTRIBUTES)))
     ids = world.table(split)["id"].to_numpy()
     matrix = pd.DataFrame(scores >= min_score, index=pd.Index(ids, name="id"), columns=list(ATTRIBUTES))
     long = matrix_to_tags(matrix, scores=pd.DataFrame(scores, index=matrix.index, columns=matrix.columns))
