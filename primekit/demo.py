@@ -95,7 +95,7 @@ def run_demo(
     tagger : {"learned", "truth"}
         Tag val with the ground truth (default) or the learned multi-label tagger (mean
         precision/recall 0.97/0.94 on val, see ``tagger_quality.csv``). Training the learned
-        tagger takes about 5 minutes on 2 cores (once; it is cached), which is why it is not the
+        tagger takes 4-5 minutes on 2 cores (once; it is cached), which is why it is not the
         default of a demo meant to finish within 4 minutes from a cold cache.
     threshold : float
         Score threshold of the learned tagger's tags.
