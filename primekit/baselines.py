@@ -751,10 +751,11 @@ class FailureDirections:
         Directions per class (a class missing from a mapping gets 1). 1 is the published
         method. With k > 1 (our extension, so that the method can be asked for as many slices
         as PRIME found, as the paper asks of its baselines), direction j is the SVM refit (same
-        C search) on the class's correct images and the errors that no earlier direction puts
-        on its failure side (decision value < 0): each direction looks for the errors the
-        earlier ones do not explain, e.g. a second error cluster on the other side of the
-        first hyperplane.
+        C search) on the class's correct images and the errors no earlier direction explains,
+        e.g. a second error cluster on the other side of the first hyperplane. A direction
+        fitted on m errors explains those among the m images it ranks most failure-like.
+        Fitting stops early when every error is explained or a new direction explains none
+        (that one is not kept).
     solver : {"libsvm", "liblinear"}, default "libsvm"
         "libsvm": ``SVC(kernel="linear")`` as the published code; "liblinear": ``LinearSVC``
         with the hinge loss, the same model up to the (regularized) intercept and much faster
@@ -771,7 +772,8 @@ class FailureDirections:
     directions_ : dict class -> unit vector (d,) in preprocessed space pointing toward failure
     all_estimators_, all_directions_ : dict class -> list with one entry per direction (the
         first is ``estimators_`` / ``directions_``); a class has fewer than ``n_directions`` when
-        every error is already explained or a refit finds no direction (all weights zero)
+        every error is already explained, a refit explains none, or it finds no direction (all
+        weights zero)
     """
 
     def __init__(
@@ -897,15 +899,19 @@ class FailureDirections:
                 norm = float(np.linalg.norm(w))
                 if norm <= 1e-12:
                     break
+                # the direction explains the errors among the `errors` images it ranks most
+                # failure-like (a rank, not the sign: at small C the intercept decides the sign)
+                pool = np.flatnonzero(use)
+                flagged = pool[np.argsort(clf.decision_function(x[pool]), kind="stable")[:errors]]
+                explained = flagged[target[flagged] == 0]
+                if j and not len(explained):
+                    break  # a refit that explains nothing new is not kept
                 if j == 0:
                     self.best_C_[cls], self.cv_scores_[cls] = best[1], best[0]
                 fits.append(clf)
                 units.append(-w / norm)
-                # errors on this direction's failure side are explained; the next one looks for the rest
-                rest = use & ~((target == 0) & (clf.decision_function(x) < 0))
-                if (rest == use).all():
-                    break  # it explains nothing new: a refit would find the same direction
-                use = rest
+                use = use.copy()
+                use[explained] = False
             if not fits:
                 logger.warning("FailureDirections: class %r has no direction (zero weights)", cls)
                 continue
@@ -1017,6 +1023,9 @@ def failure_direction_slices(
     directions = _per_class(n_directions, "n_directions", classes, 1)
     n_candidates = _check_int(n_candidates, "n_candidates", 1)
     keep = np.isin(label_values, [c for c in classes if c in budget and c in directions])
+    if not keep.any():
+        logger.warning("failure_direction_slices: no class of the data is in both top_k and n_directions")
+        return pd.DataFrame(columns=list(SLICE_COLUMNS))
     model = FailureDirections(n_directions=directions, **options).fit(
         emb[keep], label_values[keep], ok[keep]
     )
@@ -1029,6 +1038,8 @@ def failure_direction_slices(
             decision = model.decision_function(emb[rows], label_values[rows], direction=j)
             order = np.argsort(np.where(taken, np.inf, decision), kind="stable")[: budget[cls]]
             order = order[~taken[order]]
+            if not len(order):
+                break  # earlier slices took the whole class
             taken[order] = True
             ranked = model.rank_captions(cls, caption_emb, captions, direction=j).rename(
                 columns={"caption": "phrase"}

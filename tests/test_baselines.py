@@ -338,10 +338,31 @@ def test_failure_direction_slices_one_slice_per_direction(xor_clusters):
     out = baselines.failure_direction_slices(emb, labels.index, labels, ok, top_k=50, n_directions={"fox": 2}, **kwargs)
     assert list(out["slice"]) == [0, 1] and (out["size"] == 50).all()
     assert (out["accuracy"] < 0.25).all()
-    assert not set(out["members"].iloc[0]) & set(out["members"].iloc[1])  # disjoint
     where = dict(zip(labels.index, cluster, strict=True))
     first, second = ([where[i] for i in m] for m in out["members"])
     assert first.count(0) >= 45 and second.count(1) >= 45
     # one direction cannot reach the (-, -) cluster however many images its slice takes
     one = baselines.failure_direction_slices(emb, labels.index, labels, ok, top_k=150, **kwargs)
     assert [where[i] for i in one["members"].iloc[0]].count(1) < 10
+    # slices are disjoint even when the directions' top images overlap; empty ones are dropped
+    big = baselines.failure_direction_slices(emb, labels.index, labels, ok, top_k=300, n_directions=2, **kwargs)
+    assert list(big["size"]) == [300, 150]
+    assert not set(big["members"].iloc[0]) & set(big["members"].iloc[1])
+    model = baselines.FailureDirections(C=1.0, n_directions=2).fit(emb, labels, ok)
+    tops = [set(np.argsort(model.decision_function(emb, labels, direction=j))[:300]) for j in (0, 1)]
+    assert len(tops[0] & tops[1]) > 50  # so the disjointness above is the slices' doing
+    assert baselines.failure_direction_slices(emb, labels.index, labels, ok, n_directions={"cat": 2}, **kwargs).empty
+
+
+def test_failure_directions_stop_when_the_errors_are_explained(planted, xor_clusters):
+    # one error cluster: a second direction finds nothing the first does not explain
+    emb, labels = planted["emb"], planted["labels"].to_numpy()
+    model = baselines.FailureDirections(C=1.0, n_directions=4).fit(emb, labels, planted["correct"].to_numpy())
+    assert 1 <= len(model.all_directions_["fox"]) < 4
+    # the default C search (it may pick a tiny C, whose intercept decides every sign) still
+    # finds both clusters: "explained" is a rank, not a sign
+    emb, labels, ok, cluster = xor_clusters
+    model = baselines.FailureDirections(n_directions=4).fit(emb, labels, ok)
+    assert len(model.all_directions_["fox"]) >= 2
+    units = np.stack(model.all_directions_["fox"])
+    assert units[0][2] > 0.4 and units[0][3] > 0.4 and units[1][2] < -0.4 and units[1][3] < -0.4

@@ -280,6 +280,8 @@ def test_tagger_key_changes_with_the_pose_tags(monkeypatch):
     assert tw.TaggerConfig().key != before
     with pytest.raises(ValueError, match="epochs"):
         tw.ClassifierConfig(epochs=0)
+    # numpy integers are stored as ints (the key is JSON)
+    assert tw.ClassifierConfig(epochs=np.int64(3)).key == tw.ClassifierConfig(epochs=3).key
 
 
 def test_recovery_of_the_oracle_modes_by_themselves_is_perfect(world, smoke_predictions):
@@ -309,3 +311,16 @@ def test_tiny_clip_loads_through_open_clip_local_dir(world, primekit_home):
     assert img.shape == (1, 128) and txt.shape == (2, 128)
     auroc = tw.clip_zero_shot_auroc(path, world, max_images=200)
     assert set(auroc.index) == set(tw.ATTRIBUTES) and auroc["auroc"].dropna().between(0, 1).all()
+
+
+def test_uint8_training_images_scale_like_the_float_path(world):
+    """The tagger keeps its training images as uint8 and scales each batch: the same tensors."""
+    import torch
+
+    from primekit.toyworld.train import _prep, _render_u8, _scaled
+
+    table = world.table("val").iloc[:40]
+    u8 = _render_u8(table, False, "")
+    assert u8.dtype == torch.uint8 and u8.shape == (40, 3, 64, 64)
+    images = tw.render(table)
+    torch.testing.assert_close(_scaled(u8[5:17]), _prep(images, 64)[5:17], rtol=0, atol=0)

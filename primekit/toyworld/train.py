@@ -156,7 +156,7 @@ class ClassifierConfig(dict):
             raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 1:
             raise ValueError(f"lr: expected a learning rate in (0, 1), got {lr!r}")
-        super().__init__(epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, size=size)
+        super().__init__(epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), width=int(width), seed=int(seed), size=int(size))
 
     @property
     def key(self) -> str:
@@ -187,7 +187,7 @@ class TaggerConfig(ClassifierConfig):
         if pose_size not in (32, 64):
             raise ValueError(f"pose_size: expected 32 or 64, got {pose_size!r}")
         _positive_ints(pose_epochs=pose_epochs, pose_width=pose_width)
-        self.update(pose_epochs=pose_epochs, pose_size=pose_size, pose_width=pose_width)
+        self.update(pose_epochs=int(pose_epochs), pose_size=int(pose_size), pose_width=int(pose_width))
 
     @property
     def key(self) -> str:
