@@ -25,6 +25,15 @@ and |S| = 1 or A_{S minus t} >= A_S + b_|S| (-1e-9) for every t in S.
   ``is_one_hot_encoding=False`` it one-hot encodes each boolean column into ``tag=True`` and
   ``tag=False`` items, which mines the absence of tags as well.
 
+``TIMING_ONLY`` holds a peer that answers another question, so only its time is comparable:
+
+- ``sliceline_topk``: SliceLine (the ``sliceline`` package's ``Slicefinder``, Sagadeeva & Boehm,
+  SIGMOD 2021) per class on the same tag matrix with the errors ``~correct``: the ``k`` slices of
+  highest SliceLine score (``alpha``, ``min_sup = min_size``, ``max_l = max_tags``). It one-hot
+  encodes every value of every column, so "tag absent" is a predicate too; its slices are not
+  PRIME's modes. The child's address space is capped (``SLICELINE_MEMORY``) so that its dense
+  candidate matrices fail with a MemoryError instead of swapping the machine.
+
 FP-growth's ``min_support`` is a fraction; ``ceil(min_support * n)`` of ``min_size / n`` can round
 up past ``min_size`` in floating point, so the peers pass ``(min_size - 0.5) / n``, which selects
 exactly the itemsets with at least ``min_size`` samples.
@@ -308,8 +317,69 @@ def brute_force(
     return _frame(rows)
 
 
+#: Address-space cap (bytes) of the process running ``sliceline_topk``.
+SLICELINE_MEMORY = 8 * 2**30
+
+
+def sliceline_topk(
+    tags: pd.DataFrame,
+    labels: pd.Series,
+    correct: pd.Series,
+    *,
+    min_size: int = 30,
+    min_drop: float = 0.30,
+    necessity: Mapping[int, float] = DEFAULT_NECESSITY,
+    max_tags: int = 4,
+    min_tag_count: int | None = None,
+    classes: Iterable | None = None,
+    k: int = 25,
+    alpha: float = 0.95,
+) -> pd.DataFrame:
+    """SliceLine's top-``k`` slices per class (timing only; see the module docstring). Rows have
+    the usual columns; a slice with a "tag absent" predicate lists it as ``"not <tag>"``."""
+    import resource
+
+    from sliceline.slicefinder import Slicefinder
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = SLICELINE_MEMORY if hard == resource.RLIM_INFINITY else min(SLICELINE_MEMORY, hard)
+    if soft == resource.RLIM_INFINITY or soft > cap:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    min_count = min_size if min_tag_count is None else min_tag_count
+    rows: list[dict] = []
+    for cls, positions in _classes(labels, classes):
+        block, ok = _class_block(tags, correct, positions, min_count)
+        if block.shape[1] == 0 or len(block) < min_size:
+            continue
+        x = block.to_numpy(dtype=np.int8)
+        finder = Slicefinder(alpha=alpha, k=k, max_l=max_tags, min_sup=min_size).fit(x, (~ok).astype(float))
+        names = list(block.columns)
+        class_accuracy = float(ok.mean())
+        for predicate in finder.top_slices_:
+            used = [(j, v) for j, v in enumerate(predicate) if v is not None and v == v]
+            carriers = np.ones(len(x), bool)
+            for j, v in used:
+                carriers &= x[:, j] == int(v)
+            accuracy = float(ok[carriers].mean()) if carriers.any() else float("nan")
+            rows.append(
+                {
+                    "class": cls,
+                    "tags": tuple(sorted(names[j] if int(v) else f"not {names[j]}" for j, v in used)),
+                    "n_tags": len(used),
+                    "size": int(carriers.sum()),
+                    "accuracy": accuracy,
+                    "class_accuracy": class_accuracy,
+                    "drop": class_accuracy - accuracy,
+                    "necessity_margin": float("nan"),
+                }
+            )
+    return _frame(rows)
+
+
 PEERS = {
     "pure Python": pure_python,
     "mlxtend fpgrowth": mlxtend_fpgrowth,
     "DivExplorer fpgrowth": divexplorer_fpgrowth,
 }
+#: Peers whose output is not PRIME's modes: the runner reports their time, not agreement.
+TIMING_ONLY = {"SliceLine top-K": sliceline_topk}

@@ -57,7 +57,9 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from generate import LIVING17_CLASSES, Scenario, describe, generate  # noqa: E402
-from peers import PEERS  # noqa: E402
+from peers import PEERS, TIMING_ONLY  # noqa: E402
+
+ALL_PEERS = {**PEERS, **TIMING_ONLY}
 
 PARAMS = {
     "min_size": 30,
@@ -411,7 +413,9 @@ def bench_peer(
         def work() -> dict:
             # Warm-up on a tiny problem, as for primekit: a fresh child faults in the code and
             # data pages of the libraries on first use, which would count as the peer's memory.
-            fn(*tiny_data, **tiny_params)
+            # (Not for the timing-only peers: SliceLine alone takes minutes on the tiny problem.)
+            if name not in TIMING_ONLY:
+                fn(*tiny_data, **tiny_params)
 
             def call():
                 return fn(tags, labels, correct, classes=subset, **params)
@@ -424,7 +428,14 @@ def bench_peer(
 
         return work
 
-    probe = in_child(measure(classes[:1], 1), timeout=budget)
+    try:
+        probe = in_child(measure(classes[:1], 1), timeout=budget)
+    except RuntimeError as exc:  # e.g. SliceLine's MemoryError under its address-space cap
+        res = Result(scenario, name, float("nan"), 0, n, reference.iloc[:0])
+        res.note = f"failed on 1 class: {str(exc)[:90]}"
+        res.extra["failed"] = True
+        res.agree = "n/a"
+        return res
     if probe is None:
         res = Result(scenario, name, float("nan"), 0, n, reference.iloc[:0])
         res.note = f"did not finish 1 class in {budget:.0f} s: ≥ {budget * n:,.0f} s for all"
@@ -453,6 +464,9 @@ def bench_peer(
     )
     if res.extrapolated:
         res.note = f"extrapolated from {k}/{n} classes ({res.seconds:.2f} s)"
+    if name in TIMING_ONLY:
+        res.agree = "n/a (top-K by its own score)"
+        return res
     expected, found = mode_keys(reference, subset), mode_keys(res.modes)
     if expected == found:
         res.agree = "yes" if k == n else f"yes (on {k} class{'es' if k > 1 else ''})"
@@ -487,6 +501,9 @@ def table(results: list[Result]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in results:
+        if r.extra.get("failed"):
+            lines.append(f"| {r.scenario} | {r.name} | failed |  |  |  |  |  | {r.agree} | {r.note} |")
+            continue
         bound = r.extra.get("lower_bound")
         full = bound if bound is not None else r.full_seconds
         seconds = (">" if bound else "≈" if r.extrapolated else "") + fmt_seconds(full)
@@ -611,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--peers",
-        default=",".join(PEERS),
+        default=",".join(ALL_PEERS),
         help="comma-separated peers to run (default: all); '' for none",
     )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the py peak column")
@@ -633,9 +650,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.peer_budget or (10.0 if args.quick else 60.0)
     trace = not (args.no_tracemalloc or args.quick)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    unknown = [p for p in peers if p not in PEERS]
+    unknown = [p for p in peers if p not in ALL_PEERS]
     if unknown:
-        parser.error(f"--peers: unknown {unknown}; known: {list(PEERS)}")
+        parser.error(f"--peers: unknown {unknown}; known: {list(ALL_PEERS)}")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -648,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     # Import the peers' libraries before forking, so no child pays for the import.
     import divexplorer.utils_FPgrowth  # noqa: F401
     import mlxtend.frequent_patterns  # noqa: F401
+    import sliceline.slicefinder  # noqa: F401
 
     compile_s = None if args.no_compile or args.quick else cold_compile_seconds()
     first = warm_up()
@@ -689,10 +707,10 @@ def main(argv: list[str] | None = None) -> int:
         for peer in peers:
             log(f"[{name}] {peer} ...")
             res = bench_peer(
-                name, peer, PEERS[peer], data, params, repeat, budget, trace, prime[0].modes
+                name, peer, ALL_PEERS[peer], data, params, repeat, budget, trace, prime[0].modes
             )
             results.append(res)
-            shown = "" if "lower_bound" in res.extra else f"{res.full_seconds:.2f} s "
+            shown = "" if {"lower_bound", "failed"} & res.extra.keys() else f"{res.full_seconds:.2f} s "
             log(f"[{name}] {peer}: {shown}{res.note}, agree: {res.agree}")
         del data
         gc.collect()

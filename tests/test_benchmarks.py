@@ -114,3 +114,19 @@ def test_recovery_benchmark_on_smoke_worlds(primekit_home):
     assert "| 10 | 1 |" in text and text.count("\n| 0 |") == 2
     with pytest.raises(SystemExit):
         recovery.main(["--min-size", "0"])
+
+
+def test_sliceline_peer_returns_its_top_slices():
+    """The timing-only SliceLine peer: k slices per class, each at least min_size images, whose
+    reported accuracy is that of its images (absent tags appear as "not <tag>")."""
+    from peers import TIMING_ONLY
+
+    tags, labels, correct = generate(Scenario(2, 300, tags_per_class=8, mean_tags=3.0, seed=2))
+    out = TIMING_ONLY["SliceLine top-K"](tags, labels, correct, min_size=20, k=5)
+    assert set(out["class"]) == set(labels) and (out.groupby("class").size() <= 5).all()
+    assert (out["size"] >= 20).all() and out["n_tags"].between(1, 4).all()
+    row = out.iloc[0]
+    mask = (labels == row["class"]).to_numpy().copy()
+    for t in row["tags"]:
+        mask &= ~tags[t[4:]].to_numpy() if t.startswith("not ") else tags[t].to_numpy()
+    assert mask.sum() == row["size"] and correct[mask].mean() == pytest.approx(row["accuracy"])
