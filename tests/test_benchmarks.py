@@ -130,3 +130,13 @@ def test_sliceline_peer_returns_its_top_slices():
     for t in row["tags"]:
         mask &= ~tags[t[4:]].to_numpy() if t.startswith("not ") else tags[t].to_numpy()
     assert mask.sum() == row["size"] and correct[mask].mean() == pytest.approx(row["accuracy"])
+
+
+def test_slice_methods_benchmark_on_the_smoke_world(primekit_home):
+    """benchmarks/slice_methods.py: PRIME, DOMINO and failure directions timed in one run."""
+    import slice_methods
+
+    table = slice_methods.measure(smoke=True, repeat=1)
+    assert list(table["method"])[0].startswith("PRIME") and len(table) == 4
+    assert (table["seconds"] > 0).all() and table["x PRIME"].iloc[0] == 1.0
+    assert "| DOMINO |" in slice_methods.markdown(table)
