@@ -345,6 +345,13 @@ def sliceline_topk(
     cap = SLICELINE_MEMORY if hard == resource.RLIM_INFINITY else min(SLICELINE_MEMORY, hard)
     if soft == resource.RLIM_INFINITY or soft > cap:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        return _sliceline_classes(tags, labels, correct, min_size, max_tags, min_tag_count, classes, k, alpha, Slicefinder)
+    finally:  # the cap is for the search only, not for the caller's process afterwards
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _sliceline_classes(tags, labels, correct, min_size, max_tags, min_tag_count, classes, k, alpha, Slicefinder):
     min_count = min_size if min_tag_count is None else min_tag_count
     rows: list[dict] = []
     for cls, positions in _classes(labels, classes):

@@ -122,7 +122,11 @@ def test_sliceline_peer_returns_its_top_slices():
     from peers import TIMING_ONLY
 
     tags, labels, correct = generate(Scenario(2, 300, tags_per_class=8, mean_tags=3.0, seed=2))
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
     out = TIMING_ONLY["SliceLine top-K"](tags, labels, correct, min_size=20, k=5)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before  # the address-space cap is lifted
     assert set(out["class"]) == set(labels) and (out.groupby("class").size() <= 5).all()
     assert (out["size"] >= 20).all() and out["n_tags"].between(1, 4).all()
     row = out.iloc[0]
