@@ -321,66 +321,62 @@ def brute_force(
 SLICELINE_MEMORY = 8 * 2**30
 
 
-def sliceline_topk(
-    tags: pd.DataFrame,
-    labels: pd.Series,
-    correct: pd.Series,
-    *,
-    min_size: int = 30,
-    min_drop: float = 0.30,
-    necessity: Mapping[int, float] = DEFAULT_NECESSITY,
-    max_tags: int = 4,
-    min_tag_count: int | None = None,
-    classes: Iterable | None = None,
-    k: int = 25,
-    alpha: float = 0.95,
-) -> pd.DataFrame:
+def sliceline_topk(tags: pd.DataFrame, labels: pd.Series, correct: pd.Series, *, min_size: int = 30,
+                   max_tags: int = 4, min_tag_count: int | None = None, classes: Iterable | None = None,
+                   k: int = 25, alpha: float = 0.95, **prime_only) -> pd.DataFrame:
     """SliceLine's top-``k`` slices per class (timing only; see the module docstring). Rows have
-    the usual columns; a slice with a "tag absent" predicate lists it as ``"not <tag>"``."""
+    the usual columns; a slice with a "tag absent" predicate lists it as ``"not <tag>"``.
+    ``min_drop`` and ``necessity`` are accepted, as by every peer, and unused: SliceLine ranks
+    slices by its own score."""
     import resource
 
     from sliceline.slicefinder import Slicefinder
 
+    unknown = set(prime_only) - {"min_drop", "necessity"}
+    if unknown:
+        raise TypeError(f"sliceline_topk: unexpected keyword argument(s) {sorted(unknown)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = SLICELINE_MEMORY if hard == resource.RLIM_INFINITY else min(SLICELINE_MEMORY, hard)
     if soft == resource.RLIM_INFINITY or soft > cap:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        return _sliceline_classes(tags, labels, correct, min_size, max_tags, min_tag_count, classes, k, alpha, Slicefinder)
-    finally:  # the cap is for the search only, not for the caller's process afterwards
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _sliceline_classes(tags, labels, correct, min_size, max_tags, min_tag_count, classes, k, alpha, Slicefinder):
     min_count = min_size if min_tag_count is None else min_tag_count
     rows: list[dict] = []
-    for cls, positions in _classes(labels, classes):
-        block, ok = _class_block(tags, correct, positions, min_count)
-        if block.shape[1] == 0 or len(block) < min_size:
-            continue
-        x = block.to_numpy(dtype=np.int8)
-        finder = Slicefinder(alpha=alpha, k=k, max_l=max_tags, min_sup=min_size).fit(x, (~ok).astype(float))
-        names = list(block.columns)
-        class_accuracy = float(ok.mean())
-        for predicate in finder.top_slices_:
-            used = [(j, v) for j, v in enumerate(predicate) if v is not None and v == v]
-            carriers = np.ones(len(x), bool)
-            for j, v in used:
-                carriers &= x[:, j] == int(v)
-            accuracy = float(ok[carriers].mean()) if carriers.any() else float("nan")
-            rows.append(
-                {
-                    "class": cls,
-                    "tags": tuple(sorted(names[j] if int(v) else f"not {names[j]}" for j, v in used)),
-                    "n_tags": len(used),
-                    "size": int(carriers.sum()),
-                    "accuracy": accuracy,
-                    "class_accuracy": class_accuracy,
-                    "drop": class_accuracy - accuracy,
-                    "necessity_margin": float("nan"),
-                }
-            )
+    try:
+        for cls, positions in _classes(labels, classes):
+            block, ok = _class_block(tags, correct, positions, min_count)
+            if block.shape[1] == 0 or len(block) < min_size:
+                continue
+            x = block.to_numpy(dtype=np.int8)
+            finder = Slicefinder(alpha=alpha, k=k, max_l=max_tags, min_sup=min_size).fit(x, (~ok).astype(float))
+            rows.extend(_slice_rows(cls, finder.top_slices_, x, ok, list(block.columns)))
+    finally:  # the cap is for the search only, not for the caller's process afterwards
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     return _frame(rows)
+
+
+def _slice_rows(cls, predicates, x: np.ndarray, ok: np.ndarray, names: list) -> list[dict]:
+    """SliceLine's predicates (one value or None per column) as rows of the peers' columns."""
+    class_accuracy = float(ok.mean())
+    rows = []
+    for predicate in predicates:
+        used = [(j, int(v)) for j, v in enumerate(predicate) if v is not None and v == v]
+        carriers = np.ones(len(x), bool)
+        for j, v in used:
+            carriers &= x[:, j] == v
+        accuracy = float(ok[carriers].mean()) if carriers.any() else float("nan")
+        rows.append(
+            {
+                "class": cls,
+                "tags": tuple(sorted(names[j] if v else f"not {names[j]}" for j, v in used)),
+                "n_tags": len(used),
+                "size": int(carriers.sum()),
+                "accuracy": accuracy,
+                "class_accuracy": class_accuracy,
+                "drop": class_accuracy - accuracy,
+                "necessity_margin": float("nan"),
+            }
+        )
+    return rows
 
 
 PEERS = {

@@ -127,6 +127,8 @@ def test_sliceline_peer_returns_its_top_slices():
     before = resource.getrlimit(resource.RLIMIT_AS)
     out = TIMING_ONLY["SliceLine top-K"](tags, labels, correct, min_size=20, k=5)
     assert resource.getrlimit(resource.RLIMIT_AS) == before  # the address-space cap is lifted
+    with pytest.raises(TypeError, match="min_dorp"):
+        TIMING_ONLY["SliceLine top-K"](tags, labels, correct, min_dorp=0.3)
     assert set(out["class"]) == set(labels) and (out.groupby("class").size() <= 5).all()
     assert (out["size"] >= 20).all() and out["n_tags"].between(1, 4).all()
     row = out.iloc[0]
