@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, search
+from .metrics._common import _split_tables
 
 __all__ = [
     "paper_search",
@@ -113,12 +114,8 @@ def sweep_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
 
 
 def sweep_recovered(
-    tags: pd.DataFrame,
-    labels: pd.Series,
-    correct: pd.Series,
-    tags_test: pd.DataFrame,
-    labels_test: pd.Series,
-    correct_test: pd.Series,
+    data: Any,
+    unseen: Any,
     *,
     grid: Iterable[tuple[int, float]],
     **search_options: Any,
@@ -127,8 +124,9 @@ def sweep_recovered(
 
     Parameters
     ----------
-    tags, labels, correct : the data searched (contract of :func:`primekit.find_failure_modes`)
-    tags_test, labels_test, correct_test : unseen data
+    data : the split searched: an object with ``tags``, ``labels`` and ``correct`` (contract of
+        :func:`primekit.find_failure_modes`), e.g. ``load_study(...).val``
+    unseen : split of unseen data, the same kind of object (e.g. ``study.test``)
     grid : iterable of (min_size, min_drop) pairs, e.g. :func:`sweep_grid`
     **search_options : other options of the search (necessity, max_tags, method, ...)
 
@@ -138,6 +136,8 @@ def sweep_recovered(
     the columns of :func:`primekit.metrics.recover_groups` (``test_size``, ``test_drop``, ...).
     A grid point without modes has no row (see ``generalization_sweep`` for the counts).
     """
+    tags, labels, correct = _split_tables(data, "data")
+    tags_test, labels_test, correct_test = _split_tables(unseen, "unseen")
     grid = list(grid)
     if not grid:
         raise ValueError("grid: expected at least one (min_size, min_drop) pair")

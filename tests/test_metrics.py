@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from primekit import metrics
+from primekit.metrics.latent import _max_shared_tagset
 
 SQ = 1 / math.sqrt(2)
 
@@ -244,12 +247,13 @@ def test_generalization_sweep_runs_the_search():
     correct = pd.Series(
         np.where(tags["grass"], rng.random(n) < 0.2, rng.random(n) < 0.95), index=ids
     )
-    out = metrics.generalization_sweep(
-        tags, labels, correct, tags, labels, correct, grid=[(30, 0.3), (30, 0.9)]
-    )
+    data = SimpleNamespace(tags=tags, labels=labels, correct=correct)
+    out = metrics.generalization_sweep(data, data, grid=[(30, 0.3), (30, 0.9)])
     assert list(out["min_drop"]) == [0.3, 0.9]
     assert out.loc[0, "n_modes"] == 1 and out.loc[0, "share_at_least"] == 1.0
     assert out.loc[1, "n_modes"] == 0
+    with pytest.raises(TypeError, match="unseen: expected a split"):
+        metrics.generalization_sweep(data, tags, grid=[(30, 0.3)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,13 +329,24 @@ def test_neighbour_shared_tags_table6_by_hand():
     assert out.loc[2, "n_queries"] == 6
 
 
-def test_max_shared_tagset_exact_and_bounded():
-    # 5 samples; tags as bitsets
-    a, b, c = 0b11110, 0b01111, 0b00111
-    assert metrics._max_shared_tagset([a, b, c], 3, 1000) == (2, True)  # b & c = 0b00111
-    assert metrics._max_shared_tagset([a, b, c], 4, 1000) == (1, True)
-    assert metrics._max_shared_tagset([a, b, c], 6, 1000) == (0, True)
-    assert metrics._max_shared_tagset([a, b, c], 3, 1)[1] is False
+def test_max_shared_tagset_is_the_largest_frequent_tag_set():
+    # 5 samples x tags a, b, c: a on samples 1-4, b on 0-3, c on 0-2
+    carriers = np.array([[0, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
+    assert _max_shared_tagset(carriers, 3) == 2  # {a, b} and {b, c} on 3 samples
+    assert _max_shared_tagset(carriers, 4) == 1
+    assert _max_shared_tagset(carriers, 6) == 0
+    assert _max_shared_tagset(np.zeros((4, 0), bool), 1) == 0
+    # exactly the brute-force answer (fpmax's share is rounded to a count without float error)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        m = rng.random((int(rng.integers(7, 60)), 6)) < rng.uniform(0.2, 0.8)
+        for support in (1, 3, 7):
+            best = max(
+                (k for k in range(1, 7) for combo in itertools.combinations(range(6), k)
+                 if m[:, list(combo)].all(axis=1).sum() >= support),
+                default=0,
+            )
+            assert _max_shared_tagset(m, support) == best
 
 
 def test_latent_semantic_bad_input():

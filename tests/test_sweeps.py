@@ -6,11 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from primekit import metrics, plots, sweeps
+from primekit import find_failure_modes, metrics, plots, sweeps
 
 
 def planted(n: int = 400, seed: int = 0):
@@ -22,6 +24,12 @@ def planted(n: int = 400, seed: int = 0):
     fail = np.where(labels == "a", tags["x"], tags["y"] & tags["z"])
     correct = pd.Series(~fail, index=ids)
     return tags, labels, correct
+
+
+def split(tables):
+    """The planted tables as a split (the object the sweeps take)."""
+    tags, labels, correct = tables
+    return SimpleNamespace(tags=tags, labels=labels, correct=correct)
 
 
 def test_sweep_grid_is_the_product_with_s_slowest():
@@ -67,10 +75,10 @@ def test_sweep_recovered_matches_one_search_per_point():
     tags, labels, correct = planted()
     test = planted(seed=1)
     grid = [(20, 0.3), (1000, 0.3)]
-    out = sweeps.sweep_recovered(*planted(), *test, grid=grid, max_tags=2)
+    out = sweeps.sweep_recovered(split(planted()), split(test), grid=grid, max_tags=2)
     one = metrics.recover_groups(
-        metrics.search.find_failure_modes(tags, labels, correct, min_size=20, min_drop=0.3,
-                                          max_tags=2),
+        find_failure_modes(tags, labels, correct, min_size=20, min_drop=0.3,
+                           max_tags=2),
         *test,
     )
     assert set(zip(out["min_size"], out["min_drop"], strict=False)) == {(20, 0.3)}  # s=1000: no mode
@@ -82,13 +90,18 @@ def test_sweep_recovered_matches_one_search_per_point():
 
 
 def test_sweep_recovered_bad_input():
-    data = planted()
+    data = split(planted())
     with pytest.raises(ValueError, match="grid"):
-        sweeps.sweep_recovered(*data, *data, grid=[])
+        sweeps.sweep_recovered(data, data, grid=[])
     with pytest.raises(TypeError, match="grid"):
-        sweeps.sweep_recovered(*data, *data, grid=[20])
+        sweeps.sweep_recovered(data, data, grid=[20])
     with pytest.raises(TypeError, match="min_size"):
-        sweeps.sweep_recovered(*data, *data, grid=[(20, 0.3)], min_size=3)
+        sweeps.sweep_recovered(data, data, grid=[(20, 0.3)], min_size=3)
+    # the former six-table call names the new form
+    with pytest.raises(TypeError, match="data: expected a split"):
+        sweeps.sweep_recovered(planted()[0], data, grid=[(20, 0.3)])
+    with pytest.raises(TypeError):
+        sweeps.sweep_recovered(*planted(), *planted(), grid=[(20, 0.3)])
 
 
 def test_compare_search_methods_counts_recovered_exhaustive_modes():
@@ -116,10 +129,11 @@ def test_plots_take_and_return_axes():
 
     data = planted()
     grid = sweeps.sweep_grid([20, 40], [0.2, 0.3])
-    summary = metrics.generalization_sweep(*data, *planted(seed=1), grid=grid, max_tags=2)
+    summary = metrics.generalization_sweep(split(data), split(planted(seed=1)), grid=grid,
+                                          max_tags=2)
     fig, ax = plt.subplots()
     assert plots.plot_sweep_heatmap(summary, value="n_modes", ax=ax) is ax
-    recovered = sweeps.sweep_recovered(*data, *planted(seed=1), grid=grid, max_tags=2)
+    recovered = sweeps.sweep_recovered(split(data), split(planted(seed=1)), grid=grid, max_tags=2)
     fig, axes = plt.subplots(1, 2)
     drawn = plots.plot_generalization_panels(recovered, points=grid[:2], axes=axes)
     assert list(drawn) == list(axes)
