@@ -15,11 +15,14 @@ from .search import (
     find_failure_modes,
     mode_subsets,
     modes_by_class,
+    paper_search,
     read_modes,
+    search_defaults,
     subset_accuracies,
     tag_lattice,
     write_modes,
 )
+from .split import TaggedSplit
 from .tags import matrix_to_tags, read_tags, tag_frequencies, tags_to_matrix, write_tags
 
 __version__ = "0.1.0"
@@ -47,7 +50,6 @@ _LAZY: dict[str, str] = {
     "read_image_source": "primekit.images",
     # experiments
     "load_study": "primekit.study",
-    "search_defaults": "primekit.study",
     "run_demo": "primekit.demo",
     # metrics and baselines
     "mode_similarity_stats": "primekit.metrics",
@@ -76,6 +78,9 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "find_failure_modes",
+    "TaggedSplit",
+    "search_defaults",
+    "paper_search",
     "tag_lattice",
     "subset_accuracies",
     "mode_subsets",

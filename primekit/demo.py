@@ -24,17 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .search import TOYWORLD_SEARCH
+
 __all__ = ["run_demo", "add_subparser", "DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
-#: Default search settings of the demo (see the module docstring for min_size).
-DEFAULTS: dict = {
-    "min_size": 50,
-    "min_drop": 0.30,
-    "necessity": {2: 0.10, 3: 0.05, 4: 0.025},
-    "max_tags": 4,
-}
+#: Default search settings of the demo (see the module docstring for min_size); they live with
+#: the search (primekit.search.TOYWORLD_SEARCH).
+DEFAULTS: dict = TOYWORLD_SEARCH
 SUMMARY_KEYS = (
     "classifier_accuracy",
     "n_failure_modes",

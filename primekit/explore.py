@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._validation import sorted_classes
 from .report import (
     RUN_FILES,
     Run,
@@ -36,7 +37,7 @@ from .report import (
     search_settings,
     thumbnail_bytes,
 )
-from .search import DEFAULT_NECESSITY, _sorted_classes, find_failure_modes, subset_accuracies
+from .search import DEFAULT_NECESSITY, find_failure_modes, subset_accuracies
 
 __all__ = ["FailureModeExplorer", "ensure_run"]
 
@@ -236,7 +237,7 @@ class FailureModeExplorer:
         ).astype(bool)
         self.images = self._aligned(images, "images")
         self.predictions = self._aligned(predictions, "predictions")
-        self.classes_ = _sorted_classes(pd.unique(self.labels))
+        self.classes_ = sorted_classes(pd.unique(self.labels))
         self.class_sizes_ = self.labels.value_counts()
         self.seed_ = int(seed)
         self.modes_ = modes

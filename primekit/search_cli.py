@@ -9,7 +9,7 @@ import time
 
 from .io import _suffix
 from .samples import load_search_inputs
-from .search import DEFAULT_NECESSITY, _validate_params, find_failure_modes, write_modes
+from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ def run(args: argparse.Namespace) -> int:
         necessity = _necessity(necessity)
     # hyperparameters are checked before any file is read
     try:
-        _validate_params(
-            args.min_size, args.min_drop, necessity, args.max_tags, args.min_tag_count, args.n_jobs
+        search_settings(
+            min_size=args.min_size, min_drop=args.min_drop, necessity=necessity,
+            max_tags=args.max_tags, min_tag_count=args.min_tag_count, n_jobs=args.n_jobs,
         )
     except (TypeError, ValueError) as exc:
         name, _, rest = str(exc).partition(":")

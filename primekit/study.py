@@ -28,14 +28,18 @@ import numpy as np
 import pandas as pd
 
 from .samples import search_inputs, validate_samples
-from .search import find_failure_modes
+from .search import find_failure_modes, search_defaults
+from .split import TaggedSplit
 
 __all__ = ["Split", "Study", "load_study", "search_defaults", "generated_examples"]
 
 
 @dataclass
-class Split:
+class Split(TaggedSplit):
     """One split of a study: samples, the tag matrix used by the search, and ground truth if any.
+
+    A :class:`~primekit.split.TaggedSplit` (``tags``, ``labels``, ``correct``, ``ids``), so the
+    search and the metrics take it whole: ``find_failure_modes(study.val)``.
 
     Attributes
     ----------
@@ -46,6 +50,10 @@ class Split:
         Sample x tag matrix, index = ``samples.id`` (same order).
     truth : DataFrame of bool or None
         Ground-truth attributes on the same index (toy world, attribute data sets).
+    labels : Series
+        Class of each sample, indexed by id.
+    correct : Series of bool
+        Whether the classifier is right on each sample, indexed by id.
     """
 
     name: str
@@ -54,17 +62,12 @@ class Split:
     truth: pd.DataFrame | None = None
     scores: pd.DataFrame | None = field(default=None, repr=False)
 
-    @property
-    def labels(self) -> pd.Series:
-        """Class of each sample, indexed by id."""
-        return pd.Series(self.samples["label"].to_numpy(), index=self.tags.index, name="label")
-
-    @property
-    def correct(self) -> pd.Series:
-        """Whether the classifier is right on each sample, indexed by id."""
-        return pd.Series(
+    def __post_init__(self) -> None:
+        labels = pd.Series(self.samples["label"].to_numpy(), index=self.tags.index, name="label")
+        correct = pd.Series(
             self.samples["correct"].to_numpy(dtype=bool), index=self.tags.index, name="correct"
         )
+        TaggedSplit.__init__(self, self.tags, labels, correct)
 
     @property
     def paths(self) -> pd.Series:
@@ -420,28 +423,6 @@ def load_study(
     if not folder.is_dir():
         raise ValueError(f"dataset: expected 'toyworld' or an existing folder, got {dataset!r}")
     return _folder_study(folder, threshold=threshold, generator=generator, classifier=classifier, class_names=class_names)
-
-
-def search_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
-    """Search settings that suit the toy world, with the caller's non-None ``overrides`` applied.
-
-    The full world uses the demo's settings (``min_size=50, min_drop=0.30``, the paper's
-    necessity margins, ``max_tags=4``). The smoke world has about 100 val images per class and a
-    weak classifier, so it uses ``min_size=10, min_drop=0.20``. Notebooks pass their parameters
-    as overrides, where ``None`` means "the default for this world"::
-
-        search = search_defaults(smoke, min_size=min_size, min_drop=min_drop)
-    """
-    from .demo import DEFAULTS
-
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    if smoke:
-        out.update(min_size=10, min_drop=0.2)
-    unknown = set(overrides) - set(out)
-    if unknown:
-        raise ValueError(f"overrides: unknown search setting(s) {sorted(unknown)}")
-    out.update({k: v for k, v in overrides.items() if v is not None})
-    return out
 
 
 def generated_examples(

@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import metrics, search
 from .metrics._common import _split_tables
+from .search import paper_search, search_defaults
 
 __all__ = [
     "paper_search",
@@ -47,23 +48,6 @@ def _values(values: Any, argument: str, kind: type) -> list:
     return [kind(v) for v in out]
 
 
-def paper_search(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
-    """The paper's search settings for Living17 (s=30, a=0.30, l=4, b = .10/.05/.025; Fig. 9),
-    with the caller's non-None ``overrides`` applied.
-
-    The smoke world (about 100 val images per class) cannot hold groups of 30 and gets
-    :func:`primekit.study.search_defaults` ``(smoke=True)`` instead. Notebooks pass their
-    parameters, where ``None`` means "the default for this world"::
-
-        search = paper_search(smoke, min_size=min_size, min_drop=min_drop, max_tags=max_tags)
-    """
-    from .study import search_defaults
-
-    settings = {} if smoke else {"min_size": 30, "min_drop": 0.30, "max_tags": 4}
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    return search_defaults(smoke, **settings)
-
-
 def sweep_grid(min_sizes: Sequence[int], min_drops: Sequence[float]) -> list[tuple[int, float]]:
     """Every (s, a) pair of ``min_sizes`` x ``min_drops``, s varying slowest.
 
@@ -83,15 +67,13 @@ def sweep_defaults(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
     values for Living17/CelebA, Table 4) and a in {0.20, 0.25, 0.30, 0.35}; the smoke world
     (about 100 val images per class, a weak classifier) uses s in {5, 10, 15, 20} and a in
     {0.10, 0.15, 0.20, 0.25}. Panels: the diagonal of the grid (s and a growing together).
-    ``search``: :func:`primekit.study.search_defaults` at the most permissive point of the grid
+    ``search``: :func:`primekit.search.search_defaults` at the most permissive point of the grid
     (smallest s and a: the largest lattice, where greedy and exhaustive differ most), unless
     ``min_size``/``min_drop``/``max_tags`` are given. Notebooks pass their parameters, where
     ``None`` means "the default for this world"::
 
         grid = sweep_defaults(smoke, min_sizes=min_sizes, min_drops=min_drops, panels=panels)
     """
-    from .study import search_defaults
-
     if smoke:
         out: dict[str, list] = {"min_sizes": [5, 10, 15, 20], "min_drops": [0.10, 0.15, 0.20, 0.25]}
     else:

@@ -1,0 +1,192 @@
+"""The one home of primekit's input checks (raised at the boundary, naming the argument).
+
+Every public function checks its arguments with these helpers before any work, so a bad value gets
+the same message wherever it is passed. The names are public inside the package (other modules
+import them); the module is private because users call the functions that use them.
+
+- scalars: :func:`check_int`, :func:`check_real`, :func:`check_fraction`, :func:`check_choice`;
+- arrays: :func:`as_bool` (boolean or 0/1 values, no missing ones);
+- tables lined up by sample id: :func:`check_tag_matrix`, :func:`align`, :func:`check_labels`,
+  :func:`check_correct`, :func:`check_columns`;
+- :func:`sorted_classes`: class labels in a stable order, whatever their type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "check_int",
+    "check_real",
+    "check_fraction",
+    "check_choice",
+    "as_bool",
+    "align",
+    "check_tag_matrix",
+    "check_labels",
+    "check_correct",
+    "check_columns",
+    "sorted_classes",
+]
+
+
+def check_int(value: Any, argument: str, minimum: int) -> int:
+    """``value`` as an int ``>= minimum``; bools are not integers here."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{argument}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{argument}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_real(
+    value: Any, argument: str, low: float = -math.inf, high: float = math.inf
+) -> float:
+    """``value`` as a float in ``[low, high]`` (NaN is never in range)."""
+    bounds = f"[{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        where = f" in {bounds}" if math.isfinite(low) or math.isfinite(high) else ""
+        raise TypeError(f"{argument}: expected a number{where}, got {value!r}")
+    number = float(value)
+    if math.isnan(number) or not low <= number <= high:
+        raise ValueError(f"{argument}: must lie in {bounds}, got {value}")
+    return number
+
+
+def check_fraction(value: Any, argument: str) -> float:
+    """``value`` as a float in ``[0, 1]``."""
+    return check_real(value, argument, 0.0, 1.0)
+
+
+def check_choice(value: Any, argument: str, choices: Collection[str]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{argument}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def as_bool(values: Any, argument: str) -> np.ndarray:
+    """Boolean array from boolean or 0/1 values; missing or other values are named errors."""
+    values = np.asarray(values)
+    if values.dtype == bool:
+        return values
+    if values.dtype == object:
+        flat = values.ravel()
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in flat):
+            raise ValueError(f"{argument}: contains missing (NaN/None) values")
+        if not all(isinstance(v, (bool, np.bool_, Integral, Real)) for v in flat):
+            raise TypeError(f"{argument}: values must be boolean or 0/1, found non-numeric values")
+        values = values.astype(float)
+    if not np.issubdtype(values.dtype, np.number):
+        raise TypeError(f"{argument}: values must be boolean or 0/1, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.floating) and np.isnan(values).any():
+        raise ValueError(f"{argument}: contains missing (NaN) values")
+    ok = np.isin(values, (0, 1))
+    if not ok.all():
+        raise ValueError(
+            f"{argument}: values must be boolean or 0/1, found {values[~ok].ravel()[0]!r}"
+        )
+    return values.astype(bool)
+
+
+def _first_duplicate(index: pd.Index) -> Any:
+    return index[index.duplicated()][0]
+
+
+def align(values: Any, index: pd.Index, argument: str, *, allow_extra: bool = False) -> pd.Series:
+    """``values`` as a Series on ``index`` (the ids of the tag table).
+
+    A Series is reordered by its index, which must hold every id of ``index`` (and no other unless
+    ``allow_extra``); an array, list or tuple must have one value per id, in order.
+    """
+    if isinstance(values, pd.Series):
+        if values.index.has_duplicates:
+            dup = _first_duplicate(values.index)
+            raise ValueError(f"{argument}: duplicate sample id {dup!r} in the index")
+        if values.index.equals(index):
+            return values
+        missing = index.difference(values.index)
+        extra = [] if allow_extra else values.index.difference(index)
+        if len(missing) or len(extra):
+            what = (
+                f"{len(missing)} id(s) of tags are missing, e.g. {missing[0]!r}"
+                if len(missing)
+                else f"{len(extra)} id(s) are not in tags, e.g. {extra[0]!r}"
+            )
+            raise ValueError(f"{argument}: index does not match the ids of tags: {what}")
+        return values.reindex(index)
+    if isinstance(values, (np.ndarray, list, tuple)):
+        arr = np.asarray(values, dtype=object if isinstance(values, (list, tuple)) else None)
+        if arr.ndim != 1 or len(arr) != len(index):
+            raise ValueError(
+                f"{argument}: expected {len(index)} values (one per row of tags), got shape "
+                f"{arr.shape}"
+            )
+        return pd.Series(arr, index=index)
+    raise TypeError(f"{argument}: expected a pandas Series, got {type(values).__name__}")
+
+
+def check_tag_matrix(tags: Any, argument: str = "tags") -> tuple[np.ndarray, list[str]]:
+    """Validate a sample x tag table; return its boolean matrix and its tag names (as str).
+
+    ``tags`` must be a DataFrame with unique sample ids as index and unique, non-empty tag names
+    as columns, holding boolean or 0/1 values.
+    """
+    if not isinstance(tags, pd.DataFrame):
+        raise TypeError(
+            f"{argument}: expected a boolean pandas DataFrame (index = sample id, one column per "
+            f"tag), got {type(tags).__name__}"
+        )
+    if tags.index.has_duplicates:
+        dup = _first_duplicate(tags.index)
+        raise ValueError(f"{argument}: duplicate sample id {dup!r} in the index")
+    names = [str(c) for c in tags.columns]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        dup_name = next(n for n in names if n in seen or seen.add(n))  # type: ignore[func-returns-value]
+        raise ValueError(f"{argument}: duplicate tag name {dup_name!r}")
+    if any(n.strip() == "" for n in names):
+        raise ValueError(f"{argument}: tag names must be non-empty strings")
+    if not tags.shape[1]:
+        return np.zeros(tags.shape, bool), names
+    return as_bool(tags.to_numpy(), argument), names
+
+
+def check_labels(labels: Any, index: pd.Index, argument: str = "labels") -> pd.Series:
+    """Class labels lined up with ``index``; a missing label is an error."""
+    labels = align(labels, index, argument)
+    if labels.isna().any():
+        raise ValueError(f"{argument}: {int(labels.isna().sum())} missing (NaN) label(s)")
+    return labels
+
+
+def check_correct(correct: Any, index: pd.Index, argument: str = "correct") -> pd.Series:
+    """Boolean correctness lined up with ``index``."""
+    correct = align(correct, index, argument)
+    values = as_bool(correct.to_numpy(), argument)
+    return pd.Series(values, index=index, name=correct.name)
+
+
+def check_columns(frame: Any, argument: str, required: Iterable[str]) -> pd.DataFrame:
+    """``frame`` if it is a DataFrame holding every column of ``required``."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{argument}: expected a DataFrame, got {type(frame).__name__}")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{argument}: missing column(s) {missing}")
+    return frame
+
+
+def sorted_classes(values: Iterable) -> list:
+    """Unique class labels sorted, by their string form when they do not compare."""
+    values = list(dict.fromkeys(values))
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
