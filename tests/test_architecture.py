@@ -90,30 +90,30 @@ KNOWN_CIRCLES: set[frozenset[str]] = {
     ),
 }
 KNOWN_PRIVATE: set[tuple[str, str, str]] = {
-    ("primekit.clip", "primekit.tagging.base", "_check_out"),
-    ("primekit.clip", "primekit.tagging.base", "_error_table"),
-    ("primekit.clip", "primekit.tagging.base", "_finish"),
-    ("primekit.explore", "primekit.report", "_read_summary"),
-    ("primekit.explore", "primekit.report", "_sample"),
-    ("primekit.models", "primekit.tagging.base", "_check_out"),
-    ("primekit.models", "primekit.tagging.base", "_error_table"),
-    ("primekit.models", "primekit.tagging.base", "_finish"),
-    ("primekit.plots.evaluation", "primekit.plots._base", "_axes"),
-    ("primekit.plots.evaluation", "primekit.plots._base", "_require"),
-    ("primekit.plots.modes", "primekit.plots._base", "_figure"),
-    ("primekit.plots.sweeps", "primekit.plots._base", "_axes"),
-    ("primekit.plots.sweeps", "primekit.plots._base", "_require"),
-    ("primekit.plots.tags", "primekit.plots._base", "_axes"),
-    ("primekit.plots.tags", "primekit.plots._base", "_require"),
-    ("primekit.search_cli", "primekit.io", "_suffix"),
-    ("primekit.tagging.ray", "primekit.tagging.base", "_check_out"),
-    ("primekit.tagging.ray", "primekit.tagging.base", "_check_unit"),
-    ("primekit.toyworld.clip", "primekit.toyworld.train", "_prep"),
-    ("primekit.toyworld.clip", "primekit.toyworld.train", "_threads"),
+    (src, dst, name)
+    for (src, dst), names in {
+        ("primekit.baselines.domino", "primekit.baselines._common"): "_aligned _bool_vector _check_int _check_real _matrix _normalize_rows _per_class _phrases _slice_row _sorted_unique",
+        ("primekit.baselines.failure_directions", "primekit.baselines._common"): "_aligned _bool_vector _check_int _check_real _matrix _normalize_rows _per_class _phrases _slice_row _sorted_unique",
+        ("primekit.clip", "primekit.tagging.base"): "_check_out _error_table _finish",
+        ("primekit.explore", "primekit.report"): "_read_summary _sample",
+        ("primekit.metrics.combinations", "primekit.metrics._common"): "_Tagged _check_int _mode_table _tag_tuple",
+        ("primekit.metrics.description", "primekit.metrics._common"): "_Tagged _check_int _embeddings _ids _l2_normalize _labels_for _mode_table _row_mask _tag_tuple",
+        ("primekit.metrics.generalization", "primekit.metrics._common"): "_Tagged _check_int _check_real _mode_table _split_tables _tag_tuple",
+        ("primekit.metrics.generated", "primekit.metrics._common"): "_as_bool _check_int _check_real _mode_table _tag_tuple",
+        ("primekit.metrics.latent", "primekit.metrics._common"): "_as_bool _check_int _check_real _embeddings _l2_normalize",
+        ("primekit.models", "primekit.tagging.base"): "_check_out _error_table _finish",
+        ("primekit.plots.evaluation", "primekit.plots._base"): "_axes _require",
+        ("primekit.plots.modes", "primekit.plots._base"): "_figure",
+        ("primekit.plots.sweeps", "primekit.plots._base"): "_axes _require",
+        ("primekit.plots.tags", "primekit.plots._base"): "_axes _require",
+        ("primekit.search_cli", "primekit.io"): "_suffix",
+        ("primekit.sweeps", "primekit.metrics._common"): "_split_tables",
+        ("primekit.tagging.ray", "primekit.tagging.base"): "_check_out _check_unit",
+        ("primekit.toyworld.clip", "primekit.toyworld.train"): "_prep _threads",
+    }.items()
+    for name in names.split()
 }
 KNOWN_LONG_MODULES: set[str] = {
-    "primekit.metrics",
-    "primekit.baselines",
     "primekit.report",
     "primekit.explore",
 }
@@ -122,7 +122,6 @@ KNOWN_LONG_FUNCTIONS: set[str] = {
     "primekit._jobs.run_image_job",
     "primekit.demo.run_demo",
     "primekit.explore.FailureModeExplorer.__init__",
-    "primekit.metrics.description_quality",
     "primekit.models.load_classifier",
     "primekit.tagging.ray.tag_images_ray",
 }
