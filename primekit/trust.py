@@ -1,0 +1,290 @@
+"""How sure is a failure mode? Intervals, p-values, q-values and a shrunk drop, from counts.
+
+A failure mode is a claim about new images of its class (DESIGN.md, "Trust"): *the accuracy on
+images carrying every tag of S is at least ``min_drop`` below the class's, and every tag of S is
+needed*. This module tests that claim, not merely "some drop", for every combination the search
+evaluated (the frequent lattice), from its counts alone:
+
+- ``accuracy_low, accuracy_high``: Wilson interval of A_S (statsmodels ``proportion_confint``).
+- ``drop_low, drop_high``: interval of the drop ``A_c - A_S``. The class contains S, so the drop is
+  ``w (A_R - A_S)`` with R the rest of the class (disjoint from S) and ``w = |R| / |D_c|``: a
+  two-sample interval of ``A_R - A_S`` (Agresti-Caffo) scaled by ``w`` counts the class's own noise.
+- ``p_drop``: one-sided test of H0 "true drop < min_drop" (the mode's own criterion), the
+  Agresti-Caffo test of ``A_R - A_S <= min_drop / w``: its rejections are exactly the margins the
+  one-sided interval excludes.
+- ``p_necessity``: the same for each tag t of S against its margin b_|S|: S is compared with the
+  images that carry ``S \\ t`` but not t (disjoint from S), since ``A_{S\\t} - A_S = w_t (A_{P} -
+  A_S)`` with P those images and ``w_t = |P| / |I_{S\\t}|``; the largest p over t (NaN for one tag).
+- ``p_value``: ``max(p_drop, p_necessity)``. S is a mode only if every criterion holds, so the
+  null is a union and the intersection-union test rejects it at level alpha when every part does.
+- ``q_value``: Benjamini-Hochberg over **every** combination of the lattice of **every** class,
+  pooled. The reader of a report acts on its whole list, so that is the family whose false share
+  is controlled: among the modes with ``q <= 0.1``, at most 10% are expected to be false, whichever
+  classes they belong to. Nested groups are positively dependent, under which BH is valid
+  (Benjamini & Yekutieli 2001); ``method="by"`` gives their conservative variant.
+- ``expected_drop``: the drop to expect on new data. The observed drop of a selected group is
+  biased upward (winner's curse); see :func:`shrunk_accuracy`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+__all__ = [
+    "STATISTIC_COLUMNS",
+    "difference_pvalue",
+    "difference_interval",
+    "lattice_statistics",
+    "shrunk_accuracy",
+    "q_values",
+]
+
+STATISTIC_COLUMNS = (
+    "accuracy_low",
+    "accuracy_high",
+    "drop_low",
+    "drop_high",
+    "expected_drop",
+    "necessity_low",
+    "p_drop",
+    "p_necessity",
+    "p_value",
+    "q_value",
+)
+
+
+def _ac(count: np.ndarray, nobs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Agresti-Caffo: one success and one failure added to a sample; its proportion and variance."""
+    p = (count + 1.0) / (nobs + 2.0)
+    return p, p * (1.0 - p) / (nobs + 2.0)
+
+
+def difference_pvalue(
+    count1: np.ndarray, nobs1: np.ndarray, count2: np.ndarray, nobs2: np.ndarray, value: np.ndarray
+) -> np.ndarray:
+    """One-sided p-values of H0 ``p1 - p2 <= value`` against ``p1 - p2 > value``, elementwise.
+
+    The Agresti-Caffo test of statsmodels' ``test_proportions_2indep(..., method="agresti-caffo",
+    alternative="larger")``, vectorised here because statsmodels takes one ``value`` per call and
+    every group of the lattice has its own (``min_drop / w``). A sample of size 0 makes the
+    difference undefined: its p-value is 1 (nothing is shown).
+    """
+    count1, nobs1, count2, nobs2 = (np.asarray(x, dtype=np.float64) for x in (count1, nobs1, count2, nobs2))
+    p1, v1 = _ac(count1, nobs1)
+    p2, v2 = _ac(count2, nobs2)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty samples are masked below
+        z = (p1 - p2 - np.asarray(value, dtype=np.float64)) / np.sqrt(v1 + v2)
+    return np.where((nobs1 > 0) & (nobs2 > 0), stats.norm.sf(z), 1.0)
+
+
+def difference_interval(
+    count1: np.ndarray, nobs1: np.ndarray, count2: np.ndarray, nobs2: np.ndarray, *, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided Agresti-Caffo interval of ``p1 - p2`` (statsmodels), NaN where a sample is empty."""
+    count1, nobs1, count2, nobs2 = (np.asarray(x, dtype=np.float64) for x in (count1, nobs1, count2, nobs2))
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty samples are masked below
+        low, high = confint_proportions_2indep(
+            count1, nobs1, count2, nobs2, method="agresti-caffo", compare="diff", alpha=1.0 - confidence
+        )
+    ok = (nobs1 > 0) & (nobs2 > 0)
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
+
+
+def q_values(p_values: np.ndarray, *, method: str = "bh") -> np.ndarray:
+    """Benjamini-Hochberg (``"bh"``) or Benjamini-Yekutieli (``"by"``) adjusted p-values.
+
+    ``scipy.stats.false_discovery_control``; NaN p-values (untested rows) stay NaN and do not count.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(np.clip(p[ok], 0.0, 1.0), method=method)
+    return out
+
+
+def _betabinom_concentration(correct: np.ndarray, nobs: np.ndarray, mean: np.ndarray) -> float:
+    """Empirical-Bayes concentration kappa of a beta prior with the given means (max. likelihood).
+
+    Each group's accuracy is Beta(kappa m, kappa (1 - m)) a priori; kappa maximises the
+    beta-binomial likelihood of the observed counts (a pseudo-likelihood: nested groups share
+    images). Large kappa = groups rarely deviate from their predicted accuracy.
+    """
+    m = np.clip(mean, 1e-4, 1.0 - 1e-4)
+
+    def nll(log_kappa: float) -> float:
+        kappa = np.exp(log_kappa)
+        return -float(stats.betabinom.logpmf(correct, nobs, kappa * m, kappa * (1.0 - m)).sum())
+
+    found = optimize.minimize_scalar(nll, bounds=(np.log(0.5), np.log(1e5)), method="bounded")
+    return float(np.exp(found.x))
+
+
+def shrunk_accuracy(
+    correct: np.ndarray, nobs: np.ndarray, prior_mean: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Posterior mean accuracy of every group of one class under an empirical-Bayes beta prior.
+
+    Parameters
+    ----------
+    correct, nobs : int arrays (m,)
+        Correct predictions and size of each group.
+    prior_mean : float array (m,)
+        What the group's accuracy is predicted to be before looking at it (the class accuracy,
+        or the no-interaction prediction from its parent tags).
+
+    Returns
+    -------
+    (array (m,), float)
+        ``(correct + kappa m) / (nobs + kappa)`` and the fitted ``kappa``.
+    """
+    kappa = _betabinom_concentration(correct, nobs, prior_mean) if len(nobs) > 1 else 1.0
+    return (correct + kappa * prior_mean) / (nobs + kappa), kappa
+
+
+def _no_interaction_prior(tags: list[tuple], accuracy: np.ndarray, class_accuracy: float) -> np.ndarray:
+    """Accuracy of each group predicted from its single tags, additive on the logit scale.
+
+    ``logit A_S ~ logit A_c + sum_t (logit A_t - logit A_c)``: the tags' effects without any
+    interaction. A single tag is predicted by the class accuracy.
+    """
+    eps = 1e-3
+    base = special.logit(np.clip(class_accuracy, eps, 1 - eps))
+    single = {t[0]: special.logit(np.clip(a, eps, 1 - eps)) - base for t, a in zip(tags, accuracy) if len(t) == 1}
+    effect = np.array([0.0 if len(t) == 1 else sum(single.get(u, 0.0) for u in t) for t in tags])
+    return special.expit(base + effect)
+
+
+def _parent_counts(lattice: pd.DataFrame, correct: np.ndarray, max_tags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Size and correct count of every leave-one-out subset ``S \\ t`` (columns: position of t).
+
+    Every subset of a frequent combination is frequent, so the parents are rows of the lattice.
+    """
+    keys = [(c, t) for c, t in zip(lattice["class"], lattice["tags"])]
+    index = {k: i for i, k in enumerate(keys)}
+    n_parent = np.zeros((len(keys), max_tags), np.int64)
+    c_parent = np.zeros((len(keys), max_tags), np.int64)
+    sizes = lattice["size"].to_numpy()
+    for i, (cls, tags) in enumerate(keys):
+        if len(tags) < 2:
+            continue
+        for j in range(len(tags)):
+            p = index[(cls, tags[:j] + tags[j + 1 :])]
+            n_parent[i, j], c_parent[i, j] = sizes[p], correct[p]
+    return n_parent, c_parent
+
+
+def lattice_statistics(
+    lattice: pd.DataFrame,
+    class_counts: pd.DataFrame,
+    *,
+    min_drop: float,
+    necessity: np.ndarray,
+    confidence: float = 0.95,
+    fdr_method: str = "bh",
+) -> pd.DataFrame:
+    """The columns of :data:`STATISTIC_COLUMNS` for every row of a tag lattice.
+
+    Parameters
+    ----------
+    lattice : DataFrame
+        ``primekit.tag_lattice`` output (``class, tags, n_tags, size, accuracy, class_accuracy``):
+        every combination the search evaluated, the family of the q-values.
+    class_counts : DataFrame
+        Index = class, columns ``size`` and ``n_correct`` of the whole class.
+    min_drop : float
+        a: the drop a mode claims.
+    necessity : float array (max_tags + 1,)
+        ``necessity[k]`` = b_k.
+    confidence : float
+        Level of the two-sided intervals.
+    fdr_method : {"bh", "by"}
+        Benjamini-Hochberg, or Benjamini-Yekutieli (any dependence).
+
+    Returns
+    -------
+    DataFrame
+        Same index as ``lattice``, the columns of :data:`STATISTIC_COLUMNS`.
+    """
+    n = lattice["size"].to_numpy(np.int64)
+    k = np.rint(lattice["accuracy"].to_numpy(np.float64) * n).astype(np.int64)
+    n_class = class_counts["size"].reindex(lattice["class"]).to_numpy(np.int64)
+    k_class = class_counts["n_correct"].reindex(lattice["class"]).to_numpy(np.int64)
+    n_rest, k_rest = n_class - n, k_class - k
+    w_rest = n_rest / np.maximum(n_class, 1)
+    alpha = 1.0 - confidence
+
+    acc_low, acc_high = proportion_confint(k, n, alpha=alpha, method="wilson")
+    diff_low, diff_high = difference_interval(k_rest, n_rest, k, n, confidence=confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_drop = difference_pvalue(k_rest, n_rest, k, n, np.where(w_rest > 0, min_drop / w_rest, np.inf))
+
+    width = int(lattice["n_tags"].max()) if len(lattice) else 1
+    n_par, k_par = _parent_counts(lattice, k, width)
+    n_tags = lattice["n_tags"].to_numpy(np.int64)
+    used = np.arange(width)[None, :] < n_tags[:, None]
+    n_out = np.where(used, n_par - n[:, None], 0)  # images with S \ t but not t
+    k_out = np.where(used, k_par - k[:, None], 0)
+    w_out = n_out / np.maximum(n_par, 1)
+    b = np.asarray(necessity, np.float64)[np.minimum(n_tags, len(necessity) - 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_t = difference_pvalue(k_out, n_out, k[:, None], n[:, None], np.where(w_out > 0, b[:, None] / w_out, np.inf))
+        low_t, _ = difference_interval(k_out, n_out, k[:, None], n[:, None], confidence=confidence)
+    several = n_tags > 1
+    p_nec = np.where(several, np.where(used, p_t, -np.inf).max(axis=1), np.nan)
+    nec_low = np.where(several, np.where(used, np.nan_to_num(low_t, nan=-1.0) * w_out, np.inf).min(axis=1), np.nan)
+    p_value = np.fmax(p_drop, p_nec)
+
+    expected = np.empty(len(lattice))
+    for rows in lattice.groupby("class", sort=False).indices.values():
+        a_c = float(k_class[rows[0]] / n_class[rows[0]])
+        tags = list(lattice["tags"].iloc[rows])
+        prior = _no_interaction_prior(tags, k[rows] / n[rows], a_c)
+        shrunk, _ = shrunk_accuracy(k[rows], n[rows], prior)
+        expected[rows] = a_c - shrunk
+    return pd.DataFrame(
+        {
+            "accuracy_low": acc_low,
+            "accuracy_high": acc_high,
+            "drop_low": w_rest * diff_low,
+            "drop_high": w_rest * diff_high,
+            "expected_drop": expected,
+            "necessity_low": nec_low,
+            "p_drop": p_drop,
+            "p_necessity": p_nec,
+            "p_value": p_value,
+            "q_value": q_values(p_value, method=fdr_method),
+        },
+        index=lattice.index,
+    )
+
+
+def class_counts(labels: np.ndarray, correct: np.ndarray, classes: list) -> pd.DataFrame:
+    """``size`` and ``n_correct`` per class (index: ``classes``), from class codes and correctness."""
+    size = np.bincount(labels, minlength=len(classes))
+    right = np.bincount(labels, weights=correct.astype(np.float64), minlength=len(classes))
+    return pd.DataFrame({"size": size, "n_correct": np.rint(right).astype(np.int64)}, index=pd.Index(classes, dtype=object))
+
+
+def attach(modes: pd.DataFrame, lattice: pd.DataFrame, statistics: pd.DataFrame, *, max_q: float) -> pd.DataFrame:
+    """The modes with the statistics of their lattice rows, those with ``q_value <= max_q``."""
+    key = pd.MultiIndex.from_arrays([lattice["class"].astype(str), ["\x00".join(t) for t in lattice["tags"]]])
+    table = statistics.set_axis(key)
+    wanted = pd.MultiIndex.from_arrays([modes["class"].astype(str), ["\x00".join(t) for t in modes["tags"]]])
+    joined = pd.concat([modes.reset_index(drop=True), table.reindex(wanted).reset_index(drop=True)], axis=1)
+    return joined[joined["q_value"] <= max_q + 1e-12].reset_index(drop=True)
+
+
+def check_max_q(value: object) -> float | None:
+    """``max_q`` is None (the paper's definition) or a level in (0, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"max_q: expected a number in (0, 1] or None, got {value!r}")
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"max_q: must lie in (0, 1], got {value}")
+    return float(value)
+
