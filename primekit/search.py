@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import trust
+from . import statistics
 from ._class_search import (
     DEFAULT_NECESSITY,
     SearchSettings,
@@ -177,7 +177,7 @@ def find_failure_modes(
         Show a tqdm bar over classes.
     max_q : float in (0, 1], optional
         Keep only the modes whose q-value (false discovery rate over every combination the search
-        evaluated, all classes pooled; see :mod:`primekit.trust`) is at most this, and add the
+        evaluated, all classes pooled; see :mod:`primekit.statistics`) is at most this, and add the
         statistics columns. None (default): exactly the paper's definition and columns.
 
     Returns
@@ -187,7 +187,7 @@ def find_failure_modes(
         class_accuracy, drop, necessity_margin, description``: ``tags`` is a sorted tuple of tag
         names, ``drop = class_accuracy - accuracy``, ``necessity_margin = min_t A_{S\\t} - A_S``
         (NaN for one tag). Rows are ordered by class, number of tags, accuracy, then tags.
-        With ``max_q`` also the columns of :data:`primekit.trust.STATISTIC_COLUMNS`.
+        With ``max_q`` also the columns of :data:`primekit.statistics.STATISTIC_COLUMNS`.
 
     Raises
     ------
@@ -196,7 +196,7 @@ def find_failure_modes(
     """
     check_choice(method, "method", METHODS)
     beam_width = check_int(beam_width, "beam_width", 1)
-    max_q = trust.check_max_q(max_q)
+    max_q = statistics.check_max_q(max_q)
     params = search_settings(
         min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags,
         min_tag_count=min_tag_count, n_jobs=n_jobs,
@@ -206,14 +206,14 @@ def find_failure_modes(
     if max_q is None:
         return modes
     lattice = _lattice(split, params)
-    return trust.attach(modes, lattice, lattice[list(trust.STATISTIC_COLUMNS)], max_q=max_q)
+    return statistics.attach(modes, lattice, lattice[list(statistics.STATISTIC_COLUMNS)], max_q=max_q)
 
 
 def _lattice(split: TaggedSplit, params: SearchSettings) -> pd.DataFrame:
-    """The frequent lattice of every class with the statistics of :mod:`primekit.trust`."""
+    """The frequent lattice of every class with the statistics of :mod:`primekit.statistics`."""
     lattice = search_classes(split, params, lattice=True)
-    counts = trust.class_counts(split.codes, split.correct_mask, split.classes)
-    found = trust.lattice_statistics(lattice, counts, min_drop=params.min_drop, necessity=params.necessity)
+    counts = statistics.class_counts(split.codes, split.correct_mask, split.classes)
+    found = statistics.lattice_statistics(lattice, counts, min_drop=params.min_drop, necessity=params.necessity)
     return pd.concat([lattice, found], axis=1)
 
 
@@ -239,7 +239,7 @@ def tag_lattice(
     -------
     DataFrame
         Columns ``class, tags, n_tags, size, accuracy, class_accuracy, drop, necessity_margin,
-        is_failure_mode`` and the statistics of :data:`primekit.trust.STATISTIC_COLUMNS` (the
+        is_failure_mode`` and the statistics of :data:`primekit.statistics.STATISTIC_COLUMNS` (the
         q-values over all these rows); the rows with ``is_failure_mode`` are exactly the output of
         :func:`find_failure_modes`. ``necessity_margin`` is computed for every row of 2+ tags.
     """

@@ -1,4 +1,4 @@
-"""Specification of primekit.trust: the statistics of a failure mode, and the q-value filter."""
+"""Specification of primekit.statistics: how sure a failure mode is, and the q-value filter."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy import stats
 from statsmodels.stats import proportion
 
 import primekit
-from primekit import trust
+from primekit import statistics
 from primekit.search import LATTICE_COLUMNS, MODE_COLUMNS
 
 
@@ -53,13 +53,13 @@ def test_difference_pvalue_matches_statsmodels_row_by_row():
     n1, n2 = rng.integers(5, 400, 40), rng.integers(5, 400, 40)
     c1, c2 = rng.integers(0, n1 + 1), rng.integers(0, n2 + 1)
     value = rng.uniform(-0.4, 0.6, 40)
-    ours = trust.difference_pvalue(c1, n1, c2, n2, value)
+    ours = statistics.difference_pvalue(c1, n1, c2, n2, value)
     for i in range(40):
         ref = proportion.test_proportions_2indep(
             c1[i], n1[i], c2[i], n2[i], value=value[i], compare="diff", alternative="larger", method="agresti-caffo"
         ).pvalue
         assert ours[i] == pytest.approx(ref, rel=1e-10, abs=1e-300)
-    assert trust.difference_pvalue(3, 0, 2, 5, 0.1) == 1.0  # an empty sample says nothing
+    assert statistics.difference_pvalue(3, 0, 2, 5, 0.1) == 1.0  # an empty sample says nothing
 
 
 def test_necessity_is_tested_against_its_margin_on_disjoint_images():
@@ -91,12 +91,12 @@ def test_q_values_are_benjamini_hochberg_over_the_whole_lattice_of_all_classes()
     p = np.where(tags["a"] & (labels == "x"), 0.3, 0.9)
     correct = pd.Series(rng.random(n) < p, index=tags.index)
     lattice = primekit.tag_lattice(tags, labels, correct, min_size=20)
-    assert list(lattice.columns) == list(LATTICE_COLUMNS) + list(trust.STATISTIC_COLUMNS)
+    assert list(lattice.columns) == list(LATTICE_COLUMNS) + list(statistics.STATISTIC_COLUMNS)
     np.testing.assert_allclose(lattice["q_value"], stats.false_discovery_control(lattice["p_value"]))
     modes = primekit.find_failure_modes(tags, labels, correct, min_size=20, max_q=0.05)
     assert ("x", ("a",)) in set(zip(modes["class"], modes["tags"]))
     assert (modes["q_value"] <= 0.05).all()
-    np.testing.assert_array_equal(trust.q_values(np.array([np.nan, 0.01])), [np.nan, 0.01])
+    np.testing.assert_array_equal(statistics.q_values(np.array([np.nan, 0.01])), [np.nan, 0.01])
 
 
 def test_default_is_the_paper_definition_bit_for_bit():
@@ -110,7 +110,7 @@ def test_default_is_the_paper_definition_bit_for_bit():
     assert list(paper.columns) == list(MODE_COLUMNS)
     annotated = primekit.find_failure_modes(tags, labels, correct, min_size=25, max_q=1.0)
     pd.testing.assert_frame_equal(annotated[list(MODE_COLUMNS)], paper)
-    assert list(annotated.columns) == list(MODE_COLUMNS) + list(trust.STATISTIC_COLUMNS)
+    assert list(annotated.columns) == list(MODE_COLUMNS) + list(statistics.STATISTIC_COLUMNS)
     strict = primekit.find_failure_modes(tags, labels, correct, min_size=25, max_q=0.05)
     keep = annotated["q_value"] <= 0.05
     pd.testing.assert_frame_equal(strict, annotated[keep].reset_index(drop=True))
