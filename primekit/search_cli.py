@@ -57,6 +57,10 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
                    help="exhaustive search, or the beam search of appendix A.6")
     p.add_argument("--beam-width", type=int, default=10, help="beam width of --method greedy")
     p.add_argument("--n-jobs", type=int, default=-1, help="classes searched in parallel (-1: all cores)")
+    p.add_argument("--max-q", type=float, default=None, metavar="Q",
+                   help="keep only modes with q-value <= Q (false discovery rate over every tag "
+                        "combination tested, e.g. 0.1) and add the statistics columns (intervals, "
+                        "p- and q-values, expected drop); default: the paper's definition, unfiltered")
     p.set_defaults(func=run)
 
 
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise type(exc)(f"--{name.replace('_', '-')}:{rest}") from None
     if args.beam_width < 1:
         raise ValueError(f"--beam-width: must be >= 1, got {args.beam_width}")
+    if args.max_q is not None and not 0 < args.max_q <= 1:
+        raise ValueError(f"--max-q: must lie in (0, 1], got {args.max_q}")
     started = time.perf_counter()
     matrix, labels, correct = load_search_inputs(args.samples, args.tags, threshold=args.threshold)
     modes = find_failure_modes(
@@ -92,10 +98,16 @@ def run(args: argparse.Namespace) -> int:
         beam_width=args.beam_width,
         n_jobs=args.n_jobs,
         progress=sys.stderr.isatty(),
+        max_q=None if args.max_q is None else 1.0,
     )
+    found = ""
+    if args.max_q is not None:
+        kept = modes["q_value"] <= args.max_q
+        found = f" (of the paper's {len(modes)}, those with q <= {args.max_q:g})"
+        modes = modes[kept].reset_index(drop=True)
     write_modes(modes, args.out)
     print(
-        f"{len(modes)} failure modes in {labels.nunique()} classes "
+        f"{len(modes)} failure modes{found} in {labels.nunique()} classes "
         f"({len(matrix)} samples, {matrix.shape[1]} tags) in {time.perf_counter() - started:.2f} s "
         f"-> {args.out}",
         file=sys.stderr,

@@ -39,6 +39,19 @@ def test_search_writes_csv_with_joined_tags(files, capsys):
     assert "failure modes" in capsys.readouterr().err
 
 
+def test_max_q_keeps_the_confident_modes_with_their_statistics(files, capsys):
+    d, tags, labels, correct = files
+    code = main(["search", "--samples", str(d / "samples.csv"), "--tags", str(d / "tags.parquet"),
+                 "--out", str(d / "modes.csv"), "--min-size", "20", "--max-q", "0.05"])
+    assert code == 0
+    got = read_modes(d / "modes.csv")
+    expected = primekit.find_failure_modes(tags.drop(columns="night"), labels, correct, min_size=20, max_q=0.05)
+    assert list(got["tags"]) == list(expected["tags"]) and ("dry", "grass") in set(got["tags"])
+    np.testing.assert_allclose(got["q_value"], expected["q_value"])
+    paper = primekit.find_failure_modes(tags.drop(columns="night"), labels, correct, min_size=20)
+    assert f"of the paper's {len(paper)}, those with q <= 0.05" in capsys.readouterr().err
+
+
 def test_search_parquet_output_and_pred_column(files):
     d, tags, labels, correct = files
     samples = pd.read_csv(d / "samples.csv")
@@ -59,6 +72,7 @@ def test_search_parquet_output_and_pred_column(files):
         (["--min-drop", "2"], "--min-drop: must lie in [0, 1]"),
         (["--max-tags", "5"], "necessity: no margin for combinations of 5 tags"),
         (["--out", "modes.txt"], "--out"),
+        (["--max-q", "0"], "--max-q: must lie in (0, 1]"),
     ],
 )
 def test_bad_options_give_one_line(files, capsys, extra, message):
