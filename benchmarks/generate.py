@@ -96,6 +96,15 @@ def _calibrate_scale(
     return np.minimum(cap, hi * base)
 
 
+def _pool_weights(scenario: Scenario) -> np.ndarray:
+    """Zipf popularity of the global tag pool, in a seeded random order."""
+    pool = scenario.resolved_pool_size()
+    pool_rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, 2**31 - 1]))
+    weights = 1.0 / np.arange(1, pool + 1) ** scenario.zipf
+    weights = weights[pool_rng.permutation(pool)]
+    return weights / weights.sum()
+
+
 def _generate_class(scenario: Scenario, class_index: int, pool_weights: np.ndarray):
     """One class: (pool column ids of its rows' tags as a dense block, correctness, planted)."""
     rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, class_index]))
@@ -197,10 +206,7 @@ def generate(scenario: Scenario | None = None, *, return_planted: bool = False, 
         scenario = Scenario(**{**asdict(scenario), **overrides})
     names = _class_names(scenario)
     pool = scenario.resolved_pool_size()
-    pool_rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, 2**31 - 1]))
-    pool_weights = 1.0 / np.arange(1, pool + 1) ** scenario.zipf
-    pool_weights = pool_weights[pool_rng.permutation(pool)]
-    pool_weights /= pool_weights.sum()
+    pool_weights = _pool_weights(scenario)
 
     n_total = scenario.n_classes * scenario.n_per_class
     matrix = np.zeros((n_total, pool), dtype=bool)
@@ -251,3 +257,111 @@ def describe(
         "accuracy": round(float(correct.mean()), 3),
         "matrix MB": round(x.nbytes / 2**20, 1),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# the long tables a user has after tagging, written class by class (never the dense matrix)
+
+LONG_SCHEMA = {"id": "string", "tag": "string", "score": "float32"}
+
+
+def _class_rows(scenario: Scenario, c: int, pool_weights: np.ndarray, low_score_tags: float):
+    """One class as long rows: (image, pool tag, score) arrays sorted by image then tag, the
+    correctness of its images and its planted failures with their realised size and accuracy."""
+    vocab, block, noise_rows, noise_cols, correct, planted = _generate_class(
+        scenario, c, pool_weights
+    )
+    pool = len(pool_weights)
+    rng = np.random.default_rng(np.random.SeedSequence([scenario.seed, c, 7]))
+    rows, cols = np.nonzero(block)
+    present = np.unique(np.concatenate([rows * pool + vocab[cols], noise_rows * pool + noise_cols]))
+    # tags under the threshold, as a tagger that writes every score above a floor produces
+    n_low = rng.poisson(low_score_tags, size=scenario.n_per_class)
+    low_rows = np.repeat(np.arange(scenario.n_per_class), n_low)
+    low = np.unique(low_rows * pool + rng.choice(pool, size=len(low_rows), p=pool_weights))
+    low = np.setdiff1d(low, present, assume_unique=True)
+    keys = np.concatenate([present, low])
+    score = np.concatenate(
+        [rng.uniform(0.5, 1.0, len(present)), rng.uniform(0.02, 0.49, len(low))]
+    ).astype(np.float32)
+    order = np.argsort(keys, kind="stable")
+    keys, score = keys[order], score[order]
+    image, tag = keys // pool, keys % pool
+    stats = []
+    for tags, fail in planted:
+        members = np.ones(scenario.n_per_class, bool)
+        for t in tags:
+            carriers = np.zeros(scenario.n_per_class, bool)
+            carriers[present[present % pool == t] // pool] = True
+            members &= carriers
+        size = int(members.sum())
+        stats.append((tags, fail, size, float(correct[members].mean()) if size else float("nan")))
+    return image, tag, score, correct, stats
+
+
+def write_long(
+    scenario: Scenario,
+    folder,
+    *,
+    low_score_tags: float = 0.25,
+    classes_per_group: int = 50,
+) -> dict:
+    """Write ``samples.parquet`` (id, label, correct) and ``tags.parquet`` (id, tag, score).
+
+    The tag table holds every present tag (score in [0.5, 1)) and ``low_score_tags`` absent ones
+    per image on average (score < 0.5), sorted by id then tag, as a tagger writes it; one Parquet
+    row group per ``classes_per_group`` classes. Memory stays that of a few classes.
+
+    Returns
+    -------
+    dict
+        ``images, tag_rows, present_rows, vocabulary`` and ``planted``: one
+        ``(class, tags, planted accuracy, size, accuracy, class accuracy)`` per planted failure,
+        with the realised size and accuracy of its images.
+    """
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = _class_names(scenario)
+    pool = scenario.resolved_pool_size()
+    pool_weights = _pool_weights(scenario)
+    width = max(4, len(str(pool - 1)))
+    tag_names = pa.array([f"tag{t:0{width}d}" for t in range(pool)])
+    schema = pa.schema({k: getattr(pa, v)() for k, v in LONG_SCHEMA.items()})
+    n = scenario.n_per_class
+    summary = {"images": n * scenario.n_classes, "tag_rows": 0, "present_rows": 0, "planted": []}
+    used = np.zeros(pool, bool)
+    samples = []
+    with pq.ParquetWriter(folder / "tags.parquet", schema) as writer:
+        parts = []
+        for c in range(scenario.n_classes):
+            image, tag, score, correct, stats = _class_rows(scenario, c, pool_weights, low_score_tags)
+            ids = pa.array([f"{names[c]}_{i:05d}" for i in range(n)])
+            parts.append(
+                pa.table(
+                    {
+                        "id": ids.take(pa.array(image)),
+                        "tag": tag_names.take(pa.array(tag)),
+                        "score": pa.array(score),
+                    }
+                )
+            )
+            samples.append(pa.table({"id": ids, "label": [names[c]] * n, "correct": correct}))
+            used[tag] = True
+            summary["tag_rows"] += len(tag)
+            summary["present_rows"] += int((score >= 0.5).sum())
+            accuracy = float(correct.mean())
+            summary["planted"].extend(
+                (names[c], tuple(sorted(str(tag_names[t]) for t in ts)), fail, size, acc, accuracy)
+                for ts, fail, size, acc in stats
+            )
+            if len(parts) == classes_per_group or c == scenario.n_classes - 1:
+                writer.write_table(pa.concat_tables(parts))
+                parts = []
+    pq.write_table(pa.concat_tables(samples), folder / "samples.parquet")
+    summary["vocabulary"] = int(used.sum())
+    return summary

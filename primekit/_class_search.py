@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _engine
+from ._bitsets import ClassBits, LongTags
 from ._validation import check_fraction, check_int
 from .mode_table import LATTICE_COLUMNS, MODE_COLUMNS, describe
 from .split import TaggedSplit
@@ -101,16 +102,7 @@ def search_settings(
 # per-class work
 
 
-@dataclass(frozen=True)
-class _ClassData:
-    label: Any
-    names: np.ndarray  # names of the class's candidate tags T_c, sorted
-    bits: np.ndarray  # uint64 (len(names), n_words): tags over the class's samples
-    ebits: np.ndarray  # uint64 (len(names), n_error_words): tags over its misclassified samples
-    candidates: np.ndarray  # arange(len(names))
-    walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
-    n: int
-    accuracy: float
+_ClassData = ClassBits  # one class packed for the kernel (primekit._bitsets)
 
 
 def _class_data(
@@ -199,7 +191,7 @@ def greedy_work(cd: _ClassData, params: SearchSettings, beam_width: int) -> tupl
 
 
 def search_classes(
-    split: TaggedSplit,
+    split: TaggedSplit | LongTags,
     params: SearchSettings,
     *,
     method: str = "exhaustive",
@@ -210,7 +202,9 @@ def search_classes(
     """Search every class of ``split`` (in threads when ``params.n_jobs > 1``); one table.
 
     ``method`` is ``"exhaustive"`` or ``"greedy"``; ``lattice=True`` (exhaustive only) returns
-    every frequent combination with ``is_failure_mode`` instead of the modes alone.
+    every frequent combination with ``is_failure_mode`` instead of the modes alone. A long tag
+    table encoded by :func:`primekit._bitsets.encode_long_table` packs each class from its codes;
+    its join report goes to the table's ``attrs["join"]``.
     """
     if method == "greedy":
 
@@ -221,19 +215,28 @@ def search_classes(
         def work(cd: _ClassData) -> tuple:
             return exhaustive_work(cd, params, lattice)
 
-    def one(item: tuple[int, np.ndarray]) -> _ClassResult:
+    def one(item: tuple[int, np.ndarray | None]) -> _ClassResult:
         k, rows = item
-        cd = _class_data(split, name_order, params, k, rows)
+        if rows is None:
+            cd = split.class_bits(k, min_count=max(params.min_tag_count, params.min_size))
+        else:
+            cd = _class_data(split, name_order, params, k, rows)
         return _ClassResult(k, cd, *work(cd))
 
-    name_order = np.argsort(split.tag_names, kind="stable")
-    jobs = list(enumerate(split.class_rows()))
+    if isinstance(split, LongTags):
+        jobs: list = [(k, None) for k in range(len(split.classes))]
+    else:
+        name_order = np.argsort(split.tag_names, kind="stable")
+        jobs = list(enumerate(split.class_rows()))
     if params.n_jobs > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(params.n_jobs) as pool:
             results = list(_progress(pool.map(one, jobs), len(jobs), progress))
     else:
         results = list(_progress(map(one, jobs), len(jobs), progress))
-    return _table([r for r in results if len(r.sizes)], lattice)
+    table = _table([r for r in results if len(r.sizes)], lattice)
+    if isinstance(split, LongTags):
+        table.attrs["join"] = split.report.as_dict()
+    return table
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:

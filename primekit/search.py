@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import statistics
+from ._bitsets import LongTags, encode_long_table, is_long_table
 from ._class_search import (
     DEFAULT_NECESSITY,
     SearchSettings,
@@ -126,11 +127,21 @@ def paper_search(smoke: bool = False, **overrides: Any) -> dict[str, Any]:
 # public API
 
 
+def _as_input(
+    tags: Any, labels: Any, correct: Any, threshold: Any
+) -> TaggedSplit | LongTags:
+    """The split of a boolean matrix, or a long tag table encoded by class (no dense matrix)."""
+    if is_long_table(tags):
+        return encode_long_table(tags, labels, correct, threshold=threshold)
+    return as_split(tags, labels, correct)
+
+
 def find_failure_modes(
-    tags: pd.DataFrame | TaggedSplit,
+    tags: pd.DataFrame | TaggedSplit | Any,
     labels: pd.Series | None = None,
     correct: pd.Series | None = None,
     *,
+    threshold: float | Mapping[str, float] = 0.5,
     min_size: int = 30,
     min_drop: float = 0.30,
     necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
@@ -146,14 +157,22 @@ def find_failure_modes(
 
     Parameters
     ----------
-    tags : DataFrame of bool (or 0/1), shape (n_samples, n_tags), or TaggedSplit
+    tags : DataFrame of bool (or 0/1), shape (n_samples, n_tags), TaggedSplit, or long tag table
         Index = sample id (unique), one column per tag. A :class:`~primekit.split.TaggedSplit`
         (e.g. a study's ``val``) stands for all three tables; then leave out ``labels`` and
-        ``correct``.
+        ``correct``. Or the long table ``id, tag[, score]`` as a DataFrame, a pyarrow Table or
+        Dataset, or the path of a Parquet file, Parquet dataset folder or CSV file: each class's
+        bitsets are then packed straight from its codes, without the dense matrix (the way to
+        search millions of images). Tag rows whose id has no label, samples without tags and
+        classes without tags are counted, logged as warnings and kept in ``attrs["join"]`` of the
+        result (:class:`primekit._join.JoinReport`).
     labels : Series, length n_samples
         Class of each sample, indexed by sample id (same ids as ``tags``, any order).
     correct : Series of bool (or 0/1), length n_samples
         Whether the classifier's prediction is right, indexed by sample id.
+    threshold : float or mapping tag -> float, default 0.5
+        Long table only: a tag is present when its score is ``>= threshold`` (a mapping sets one
+        threshold per tag; tags it does not name use 0.5).
     min_size : int, default 30
         s: smallest number of samples in a failure mode.
     min_drop : float, default 0.30
@@ -201,7 +220,7 @@ def find_failure_modes(
         min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags,
         min_tag_count=min_tag_count, n_jobs=n_jobs,
     )
-    split = as_split(tags, labels, correct)
+    split = _as_input(tags, labels, correct, threshold)
     modes = search_classes(split, params, method=method, beam_width=beam_width, progress=progress)
     if max_q is None:
         return modes
@@ -209,7 +228,7 @@ def find_failure_modes(
     return statistics.attach(modes, lattice, lattice[list(statistics.STATISTIC_COLUMNS)], max_q=max_q)
 
 
-def _lattice(split: TaggedSplit, params: SearchSettings) -> pd.DataFrame:
+def _lattice(split: TaggedSplit | LongTags, params: SearchSettings) -> pd.DataFrame:
     """The frequent lattice of every class with the statistics of :mod:`primekit.statistics`."""
     lattice = search_classes(split, params, lattice=True)
     counts = statistics.class_counts(split.codes, split.correct_mask, split.classes)
@@ -218,10 +237,11 @@ def _lattice(split: TaggedSplit, params: SearchSettings) -> pd.DataFrame:
 
 
 def tag_lattice(
-    tags: pd.DataFrame | TaggedSplit,
+    tags: pd.DataFrame | TaggedSplit | Any,
     labels: pd.Series | None = None,
     correct: pd.Series | None = None,
     *,
+    threshold: float | Mapping[str, float] = 0.5,
     min_size: int = 30,
     min_drop: float = 0.30,
     necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
@@ -233,7 +253,7 @@ def tag_lattice(
 
     The whole lattice the exhaustive search walks (combinations of 1..``max_tags`` tags of T_c
     carried by at least ``min_size`` samples), for inspection. Same arguments as
-    :func:`find_failure_modes`.
+    :func:`find_failure_modes` (``tags`` may be a long tag table).
 
     Returns
     -------
@@ -247,7 +267,7 @@ def tag_lattice(
         min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags,
         min_tag_count=min_tag_count, n_jobs=n_jobs,
     )
-    split = as_split(tags, labels, correct)
+    split = _as_input(tags, labels, correct, threshold)
     return _lattice(split, params)
 
 

@@ -7,8 +7,10 @@ import logging
 import sys
 import time
 
+import pandas as pd
+
 from .io import _suffix
-from .samples import load_search_inputs
+from .samples import read_samples
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 
 logger = logging.getLogger(__name__)
@@ -37,7 +39,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", required=True, metavar="S",
                    help="CSV/Parquet with columns id, label and correct (0/1) or pred")
     p.add_argument("--tags", required=True, metavar="T",
-                   help="CSV/Parquet long tag table with columns id, tag[, score]")
+                   help="long tag table with columns id, tag[, score]: CSV, Parquet file or "
+                        "Parquet dataset folder (streamed: no dense image x tag matrix)")
     p.add_argument("--out", required=True, metavar="OUT",
                    help="output .csv or .parquet; in CSV the tags are joined by ' + '")
     p.add_argument("--min-size", type=int, default=30,
@@ -84,11 +87,16 @@ def run(args: argparse.Namespace) -> int:
     if args.max_q is not None and not 0 < args.max_q <= 1:
         raise ValueError(f"--max-q: must lie in (0, 1], got {args.max_q}")
     started = time.perf_counter()
-    matrix, labels, correct = load_search_inputs(args.samples, args.tags, threshold=args.threshold)
+    samples = read_samples(args.samples, argument="samples")
+    index = pd.Index(samples["id"], name="id")
+    labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
+    correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
+    # the long table goes to the search as it is: packed by class from its codes
     modes = find_failure_modes(
-        matrix,
+        args.tags,
         labels,
         correct,
+        threshold=args.threshold,
         min_size=args.min_size,
         min_drop=args.min_drop,
         necessity=necessity,
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     write_modes(modes, args.out)
     print(
         f"{len(modes)} failure modes{found} in {labels.nunique()} classes "
-        f"({len(matrix)} samples, {matrix.shape[1]} tags) in {time.perf_counter() - started:.2f} s "
+        f"({len(labels)} samples, {modes.attrs.get('join', {}).get('n_tag_rows', '?')} tag rows) in "
+        f"{time.perf_counter() - started:.2f} s "
         f"-> {args.out}",
         file=sys.stderr,
     )

@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "primekit._validation": 0,
     "primekit.io": 0,
     "primekit._engine": 0,
+    # the join report of samples and tags (the long-table search and the study share it)
+    "primekit._join": 0,
     # 1 data contracts: one container and the tables it is made of
     "primekit.split": 1,
     "primekit.tags": 1,
@@ -39,8 +41,8 @@ LAYERS: dict[str, int] = {
     "primekit._jobs": 2,
     "primekit.statistics": 2,
     "primekit.stats": 2,
-    "primekit.bitsets": 2,
-    "primekit.long_tags": 2,
+    "primekit._bitsets": 2,
+    "primekit.search_ray": 2,
     # 3 the embedded data set (its evaluation runs the search)
     "primekit.toyworld": 3,
     # 4 models: open_clip, torch classifiers, image generators (they run image jobs)

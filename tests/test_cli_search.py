@@ -95,7 +95,6 @@ def test_bad_files_give_one_line(files, capsys):
         (["--samples", str(d / "missing.csv")], "samples: file"),
         (["--tags", str(d / "broken.parquet")], "tags: cannot read"),
         (["--samples", str(d / "nocorrect.csv")], "needs a 'correct' (0/1) or a 'pred' column"),
-        (["--tags", str(d / "stray.csv")], "tags: 1 id(s) are not in samples"),
     ]
     for override, message in cases:
         argv = {"--samples": str(d / "samples.csv"), "--tags": str(d / "tags.parquet"),
@@ -106,6 +105,19 @@ def test_bad_files_give_one_line(files, capsys):
         assert code == 2, message
         assert message in err
         assert len(err.splitlines()) == 1
+
+
+def test_tag_ids_without_a_sample_are_reported_not_fatal(files, caplog):
+    d, tags, labels, correct = files
+    long = primekit.read_tags(d / "tags.parquet")
+    stray = pd.DataFrame({"id": ["zzz", "zzz"], "tag": ["grass", "dry"], "score": [0.9, 0.9]})
+    pd.concat([long, stray]).to_csv(d / "stray.csv", index=False)
+    code = main(["search", "--samples", str(d / "samples.csv"), "--tags", str(d / "stray.csv"),
+                 "--out", str(d / "modes.csv"), "--min-size", "20"])
+    assert code == 0
+    assert "tags: 1 id(s) have no sample (e.g. 'zzz'); their 2 tag row(s) are ignored" in caplog.text
+    expected = primekit.find_failure_modes(tags.drop(columns="night"), labels, correct, min_size=20)
+    assert list(read_modes(d / "modes.csv")["tags"]) == list(expected["tags"])
 
 
 def test_help_names_the_paper_symbols(capsys):

@@ -1,0 +1,534 @@
+"""The long tag table straight to per-class bitsets, without the dense image x vocabulary matrix.
+
+A tagger's output is the long table ``id, tag, score`` (DESIGN.md "Data contracts"): at ImageNet
+scale 13 M rows over a 4,585-tag vocabulary, whose dense boolean matrix would be 1.28 M x 4,585
+(5.9 GB). The search needs, per class, only the bit rows of the class's candidate tags T_c. Here:
+
+1. the table is read in Arrow record batches (a Parquet file or dataset is streamed, with ``id`` and
+   ``tag`` dictionary-encoded by the reader); each batch becomes integer codes: the sample position
+   of its ``id`` (looked up once per distinct id) and the code of its ``tag`` in the sorted
+   vocabulary;
+2. one pass keeps the rows whose score reaches the threshold and groups them by class (a counting
+   sort), as (row inside the class, tag code) pairs;
+3. each class is packed on its own (:meth:`LongTags.class_bits`): tag counts, T_c, then one bit set
+   per pair into the uint64 rows the kernel of ``primekit._engine`` searches.
+
+Memory is the codes (8 bytes per kept row) plus the bitsets. Rows whose ``id`` has no sample,
+samples without tags and classes without any tag row are counted in a
+:class:`primekit._join.JoinReport`, not fatal; missing values, scores outside [0, 1] and repeated
+``(id, tag)`` pairs are errors, as in :func:`primekit.tags.validate_tag_table`.
+
+The grouping and packing loops are numba kernels: no library packs (row, column) code pairs into
+bit rows, and a numpy ``bitwise_or.at`` scatter is an order of magnitude slower.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from ._join import JoinReport
+from ._validation import check_correct, check_labels, sorted_classes
+
+__all__ = ["ClassBits", "LongTags", "is_long_table", "encode_long_table"]
+
+_COLUMNS = ("id", "tag", "score")
+_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class ClassBits:
+    """One class packed for the kernel: its candidate tags T_c as bit rows over its samples."""
+
+    label: Any
+    names: np.ndarray  # names of the class's candidate tags T_c, sorted
+    bits: np.ndarray  # uint64 (len(names), n_words): tags over the class's samples
+    ebits: np.ndarray  # uint64 (len(names), n_error_words): tags over its misclassified samples
+    candidates: np.ndarray  # arange(len(names))
+    walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
+    n: int
+    accuracy: float
+
+
+def is_long_table(tags: Any) -> bool:
+    """Whether ``tags`` is a long ``id, tag[, score]`` table (or a path to one), not a matrix.
+
+    A path, a pyarrow Table or Dataset, or a DataFrame with a ``tag`` column that holds names (not
+    booleans or 0/1) is a long table.
+    """
+    if isinstance(tags, (str, os.PathLike)):
+        return True
+    if isinstance(tags, pd.DataFrame):
+        if "tag" not in tags.columns:
+            return False
+        column = tags["tag"]
+        return not (isinstance(column, pd.Series) and pd.api.types.is_numeric_dtype(column))
+    module = type(tags).__module__
+    return module.startswith("pyarrow")
+
+
+# ---------------------------------------------------------------------------------------------
+# reading: any long table -> Arrow record batches of id, tag[, score]
+
+
+def _check_columns(names: list[str], argument: str) -> list[str]:
+    missing = [c for c in ("id", "tag") if c not in names]
+    if missing:
+        raise ValueError(
+            f"{argument}: missing column(s) {missing}; a tag table has columns id, tag[, score]"
+        )
+    return [c for c in _COLUMNS if c in names]
+
+
+def _batches(tags: Any, argument: str) -> Iterator:
+    """Record batches of the table's ``id, tag[, score]`` columns (a path is streamed)."""
+    # pyarrow is imported here, on first use, so that `import primekit` stays fast
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if isinstance(tags, pd.DataFrame):
+        columns = _check_columns([str(c) for c in tags.columns], argument)
+        frame = tags[columns]
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise TypeError(f"{argument}: cannot read the columns {columns}: {exc}") from None
+        yield from table.to_batches()
+        return
+    if isinstance(tags, pa.RecordBatch):
+        tags = pa.Table.from_batches([tags])
+    if isinstance(tags, pa.Table):
+        yield from tags.select(_check_columns(tags.schema.names, argument)).to_batches()
+        return
+    if isinstance(tags, (str, os.PathLike)):
+        dataset = _open(Path(tags), argument)
+    elif isinstance(tags, ds.Dataset):
+        dataset = tags
+    else:
+        raise TypeError(
+            f"{argument}: expected a boolean DataFrame, a long tag table (DataFrame or pyarrow "
+            f"Table with columns id, tag[, score]) or a Parquet/CSV path, got {type(tags).__name__}"
+        )
+    columns = _check_columns(dataset.schema.names, argument)
+    try:
+        yield from dataset.to_batches(columns=columns, batch_size=1 << 20)
+    except (pa.ArrowException, OSError) as exc:  # a broken file becomes one clear line
+        raise ValueError(f"{argument}: cannot read {str(tags)!r}: {exc}") from exc
+
+
+def _open(path: Path, argument: str):
+    import pyarrow.dataset as ds
+
+    if not path.exists():
+        raise ValueError(f"{argument}: {str(path)!r} does not exist")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        import pyarrow as pa
+        import pyarrow.csv as csv
+
+        strings = {"id": pa.string(), "tag": pa.string()}
+        fmt = ds.CsvFileFormat(convert_options=csv.ConvertOptions(column_types=strings))
+    else:
+        fmt = ds.ParquetFileFormat(
+            read_options=ds.ParquetReadOptions(dictionary_columns=["id", "tag"])
+        )
+    try:
+        return ds.dataset(path, format=fmt, partitioning="hive")
+    except Exception as exc:  # any reader error becomes one clear line
+        raise ValueError(f"{argument}: cannot read {str(path)!r}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# batches -> integer codes
+
+
+class _Codes:
+    """Accumulates, batch by batch, sample positions, tag codes and scores of the rows."""
+
+    def __init__(self, sample_index: pd.Index, argument: str) -> None:
+        self.index = sample_index
+        self.argument = argument
+        self.vocabulary: dict[str, int] = {}  # tag -> code in order of first appearance
+        self.pos: list[np.ndarray] = []
+        self.tag: list[np.ndarray] = []
+        self.score: list[np.ndarray] = []
+        self.stray: set[str] = set()
+        self.stray_rows = 0
+        self.n_rows = 0
+        self._last_dictionary = None
+        self._last_positions = np.zeros(0, np.int32)
+
+    def add(self, batch: Any) -> None:
+        if batch.num_rows == 0:
+            return
+        ids, tags = batch.column("id"), batch.column("tag")
+        for name, column in (("id", ids), ("tag", tags)):
+            if column.null_count:
+                raise ValueError(f"{self.argument}: column {name!r} has missing values")
+        id_dict, id_codes = _dictionary(ids)
+        positions = self._positions(id_dict)
+        pos = positions[id_codes]
+        stray = pos < 0
+        if stray.any():
+            self.stray_rows += int(stray.sum())
+            unused = np.flatnonzero(positions < 0)
+            used = np.unique(id_codes[stray])
+            self.stray.update(id_dict.take(np.intersect1d(unused, used)).to_pylist())
+        tag_dict, tag_codes = _dictionary(tags)
+        names = tag_dict.to_pylist()
+        local = np.fromiter(
+            (self.vocabulary.setdefault(str(t), len(self.vocabulary)) for t in names),
+            np.int32,
+            len(names),
+        )
+        self.pos.append(pos.astype(np.int32, copy=False))
+        self.tag.append(local[tag_codes])
+        if "score" in batch.schema.names:
+            self.score.append(self._scores(batch.column("score")))
+        self.n_rows += batch.num_rows
+
+    def _positions(self, dictionary: Any) -> np.ndarray:
+        # consecutive batches of one Parquet row group share their dictionary: look it up once
+        last = self._last_dictionary
+        if last is not None and len(last) == len(dictionary) and last.equals(dictionary):
+            return self._last_positions
+        import pyarrow as pa
+
+        values = dictionary if pa.types.is_string(dictionary.type) else dictionary.cast(pa.string())
+        positions = self.index.get_indexer(values.to_numpy(zero_copy_only=False))
+        self._last_dictionary, self._last_positions = dictionary, positions.astype(np.int32)
+        return self._last_positions
+
+    def _scores(self, column: Any) -> np.ndarray:
+        import pyarrow as pa
+
+        if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
+            raise ValueError(
+                f"{self.argument}: column 'score' is not numeric (type {column.type})"
+            )
+        if column.null_count:
+            raise ValueError(f"{self.argument}: column 'score' has missing (NaN) values")
+        values = column.to_numpy(zero_copy_only=False)
+        low, high = (values.min(), values.max()) if len(values) else (0.0, 1.0)
+        if np.isnan(low) or np.isnan(high):
+            raise ValueError(f"{self.argument}: column 'score' has missing (NaN) values")
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"{self.argument}: scores must lie in [0, 1], found range [{low:.4g}, {high:.4g}]"
+            )
+        return values
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
+        """(positions, tag codes in the sorted vocabulary, scores or None, sorted vocabulary)."""
+        names = list(self.vocabulary)
+        order = sorted(range(len(names)), key=names.__getitem__)
+        recode = np.empty(len(names), np.int32)
+        recode[order] = np.arange(len(names), dtype=np.int32)
+        pos = np.concatenate(self.pos) if self.pos else np.zeros(0, np.int32)
+        tag = recode[np.concatenate(self.tag)] if self.tag else np.zeros(0, np.int32)
+        score = np.concatenate(self.score) if self.score else None
+        return pos, tag, score, [names[i] for i in order]
+
+
+def _dictionary(column: Any) -> tuple[Any, np.ndarray]:
+    """(dictionary, int codes) of an Arrow array, dictionary-encoding it when it is not."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    return column.dictionary, column.indices.to_numpy(zero_copy_only=False)
+
+
+def _thresholds(threshold: Any, vocabulary: list[str]) -> np.ndarray:
+    """Per-tag thresholds in vocabulary order (a mapping names some tags; the others use 0.5)."""
+    if isinstance(threshold, Mapping):
+        values = np.array([float(threshold.get(t, 0.5)) for t in vocabulary], dtype=np.float64)
+        bad = [t for t, v in threshold.items() if not 0 <= float(v) <= 1]
+        if bad:
+            raise ValueError(f"threshold: must lie in [0, 1], got {threshold[bad[0]]} for {bad[0]!r}")
+        return values
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+        raise TypeError(f"threshold: expected a number or a mapping, got {threshold!r}")
+    if not 0 <= float(threshold) <= 1:
+        raise ValueError(f"threshold: must lie in [0, 1], got {threshold}")
+    return np.full(len(vocabulary), float(threshold))
+
+
+# ---------------------------------------------------------------------------------------------
+# numba kernels
+
+
+@njit(cache=True, nogil=True)
+def _first_repeat(pos, tag, n_samples, n_vocab):
+    """Index of the first row repeating an earlier (sample, tag) pair; -1: none; -2: unknown.
+
+    Linear when the rows of a sample are contiguous (tag tables are written sorted by id): a tag
+    seen twice in one run of a sample is a repeat. -2 says the rows were not contiguous.
+    """
+    seen = np.zeros(n_samples, np.bool_)
+    mark = np.full(n_vocab, -1, np.int64)
+    run = -1
+    previous = -1
+    for i in range(pos.shape[0]):
+        p = pos[i]
+        if p < 0:
+            continue
+        if p != previous:
+            if seen[p]:
+                return -2
+            seen[p] = True
+            run += 1
+            previous = p
+        t = tag[i]
+        if mark[t] == run:
+            return i
+        mark[t] = run
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _group(pos, tag, score, thr, pos_class, pos_local, n_classes):
+    """Keep rows with a sample and a score >= their tag's threshold; group them by class.
+
+    Returns ``(offsets, rows, tags, tagged)``: class ``k``'s pairs are
+    ``rows[offsets[k]:offsets[k+1]]`` (row inside the class) and the same slice of ``tags``;
+    ``tagged[p]`` says whether sample ``p`` has any tag row (whatever its score).
+    """
+    has_score = score.shape[0] > 0
+    counts = np.zeros(n_classes + 1, np.int64)
+    tagged = np.zeros(pos_class.shape[0], np.bool_)
+    for i in range(pos.shape[0]):
+        p = pos[i]
+        if p < 0:
+            continue
+        tagged[p] = True
+        if has_score and score[i] < thr[tag[i]]:
+            continue
+        counts[pos_class[p] + 1] += 1
+    offsets = np.cumsum(counts)
+    cursor = offsets[:-1].copy()
+    rows = np.empty(offsets[-1], np.int32)
+    tags = np.empty(offsets[-1], np.int32)
+    for i in range(pos.shape[0]):
+        p = pos[i]
+        if p < 0 or (has_score and score[i] < thr[tag[i]]):
+            continue
+        c = pos_class[p]
+        j = cursor[c]
+        rows[j] = pos_local[p]
+        tags[j] = tag[i]
+        cursor[c] = j + 1
+    return offsets, rows, tags, tagged
+
+
+@njit(cache=True, nogil=True)
+def _pack_class(rows, tags, correct, n_vocab, min_count):
+    """Bit rows of one class's candidate tags (those on >= ``min_count`` of its samples).
+
+    Returns ``(candidates, bits, ebits, errors)``: candidate tag codes (increasing), their bit rows
+    over the class's samples and over its misclassified samples, and their error counts.
+    """
+    counts = np.zeros(n_vocab, np.int64)
+    for i in range(tags.shape[0]):
+        counts[tags[i]] += 1
+    lookup = np.full(n_vocab, -1, np.int64)
+    m = 0
+    for t in range(n_vocab):
+        if counts[t] >= min_count:
+            lookup[t] = m
+            m += 1
+    candidates = np.empty(m, np.int64)
+    for t in range(n_vocab):
+        if lookup[t] >= 0:
+            candidates[lookup[t]] = t
+    n = correct.shape[0]
+    error_row = np.full(n, -1, np.int64)
+    e = 0
+    for r in range(n):
+        if not correct[r]:
+            error_row[r] = e
+            e += 1
+    bits = np.zeros((m, max(1, (n + 63) // 64)), np.uint64)
+    ebits = np.zeros((m, max(1, (e + 63) // 64)), np.uint64)
+    errors = np.zeros(m, np.int64)
+    one = np.uint64(1)
+    for i in range(tags.shape[0]):
+        c = lookup[tags[i]]
+        if c < 0:
+            continue
+        r = rows[i]
+        bits[c, r >> 6] |= one << np.uint64(r & 63)
+        q = error_row[r]
+        if q >= 0:
+            ebits[c, q >> 6] |= one << np.uint64(q & 63)
+            errors[c] += 1
+    return candidates, bits, ebits, errors
+
+
+# ---------------------------------------------------------------------------------------------
+# the encoded table
+
+
+@dataclass(frozen=True)
+class LongTags:
+    """A long tag table encoded by class: what the search packs one class at a time.
+
+    Built by :func:`encode_long_table`. ``rows[offsets[k]:offsets[k+1]]`` and the same slice of
+    ``tags`` are the (row inside class ``k``, tag code) pairs of the present tags of class ``k``;
+    ``correct[starts[k]:starts[k+1]]`` the correctness of its samples in row order.
+    """
+
+    classes: list
+    tag_names: np.ndarray  # str, sorted: the vocabulary
+    offsets: np.ndarray
+    rows: np.ndarray
+    tags: np.ndarray
+    correct: np.ndarray
+    starts: np.ndarray
+    report: JoinReport
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Class index of every sample, in the class-major order of ``correct``."""
+        return np.repeat(np.arange(len(self.classes)), np.diff(self.starts))
+
+    @property
+    def correct_mask(self) -> np.ndarray:
+        """Correctness of every sample, class-major (as :attr:`TaggedSplit.correct_mask`)."""
+        return self.correct
+
+    def class_bits(self, k: int, *, min_count: int) -> ClassBits:
+        """Pack class ``k`` (index into ``classes``): T_c = tags on >= ``min_count`` samples."""
+        lo, hi = self.offsets[k], self.offsets[k + 1]
+        correct = self.correct[self.starts[k] : self.starts[k + 1]]
+        cands, bits, ebits, errors = _pack_class(
+            self.rows[lo:hi], self.tags[lo:hi], correct, len(self.tag_names), min_count
+        )
+        return ClassBits(
+            label=self.classes[k],
+            names=self.tag_names[cands],
+            bits=bits,
+            ebits=ebits,
+            candidates=np.arange(len(cands), dtype=np.int64),
+            # rarest errors first: deep levels then see few siblings with many errors
+            walk=np.argsort(errors, kind="stable").astype(np.int64),
+            n=len(correct),
+            accuracy=float(correct.mean()) if len(correct) else float("nan"),
+        )
+
+
+def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.ndarray]:
+    """(ids as str, class codes, sorted classes, correctness) of the samples, checked."""
+    if not isinstance(labels, pd.Series):
+        raise TypeError(
+            f"labels: with a long tag table, expected a pandas Series indexed by sample id, got "
+            f"{type(labels).__name__}"
+        )
+    labels = check_labels(labels, labels.index)
+    correct = check_correct(correct, labels.index).to_numpy()
+    codes, uniques = pd.factorize(labels.to_numpy(dtype=object), sort=False)
+    classes = sorted_classes(uniques)
+    position = {c: k for k, c in enumerate(classes)}
+    rank = np.array([position[c] for c in uniques], dtype=np.int64)
+    ids = labels.index if labels.index.dtype == object else labels.index.astype(str)
+    return ids.astype(str), (rank[codes] if len(codes) else codes.astype(np.int64)), classes, correct
+
+
+def encode_long_table(
+    tags: Any,
+    labels: pd.Series,
+    correct: pd.Series,
+    *,
+    threshold: float | Mapping[str, float] = 0.5,
+    argument: str = "tags",
+) -> LongTags:
+    """Encode a long tag table against the samples for a per-class search.
+
+    Parameters
+    ----------
+    tags : DataFrame, pyarrow Table or Dataset, or path
+        Long table with columns ``id, tag[, score]`` (a Parquet file or dataset folder, or CSV).
+        Without ``score`` every row is a present tag.
+    labels : Series, length n_samples
+        Class of each sample, indexed by sample id (unique; the ids of the tag table).
+    correct : Series of bool (or 0/1), length n_samples
+        Whether the classifier is right on each sample, indexed by sample id.
+    threshold : float or mapping tag -> float, default 0.5
+        A tag is present when its score is ``>= threshold`` (tags a mapping omits: 0.5).
+    argument : str
+        Name of the tag table in error messages.
+
+    Returns
+    -------
+    LongTags
+        With ``report``, the :class:`JoinReport` of the join (also logged as warnings).
+    """
+    sample_ids, class_codes, classes, correct = _samples(labels, correct)
+    codes = _Codes(sample_ids, argument)
+    for batch in _batches(tags, argument):
+        codes.add(batch)
+    pos, tag, score, vocabulary = codes.arrays()
+    thr = _thresholds(threshold, vocabulary)
+    _check_repeats(pos, tag, sample_ids, vocabulary, argument)
+
+    order = np.argsort(class_codes, kind="stable")
+    starts = np.searchsorted(class_codes[order], np.arange(len(classes) + 1))
+    pos_local = np.empty(len(order), np.int64)
+    pos_local[order] = np.arange(len(order)) - starts[class_codes[order]]
+    offsets, rows, tag_rows, tagged = _group(
+        pos,
+        tag,
+        np.zeros(0) if score is None else score,
+        thr,
+        class_codes,
+        pos_local,
+        len(classes),
+    )
+    class_tagged = np.bincount(class_codes[tagged], minlength=len(classes)) > 0
+    report = JoinReport(
+        n_samples=len(sample_ids),
+        n_tag_rows=codes.n_rows,
+        stray_ids=len(codes.stray),
+        stray_rows=codes.stray_rows,
+        untagged_samples=int(len(tagged) - tagged.sum()),
+        classes_without_tags=tuple(c for c, t in zip(classes, class_tagged) if not t),
+        stray_examples=tuple(sorted(map(str, codes.stray))[:_EXAMPLES]),
+    )
+    report.log(argument=argument)
+    return LongTags(
+        classes=list(classes),
+        tag_names=np.asarray(vocabulary, dtype=object),
+        offsets=offsets,
+        rows=rows,
+        tags=tag_rows,
+        correct=np.asarray(correct, dtype=bool)[order],
+        starts=starts,
+        report=report,
+    )
+
+
+def _check_repeats(
+    pos: np.ndarray, tag: np.ndarray, sample_ids: pd.Index, vocabulary: list[str], argument: str
+) -> None:
+    """Raise on a repeated (id, tag) pair: linear for id-sorted tables, a sort otherwise."""
+    first = _first_repeat(pos, tag, len(sample_ids), max(1, len(vocabulary)))
+    if first == -2:  # rows of a sample are not contiguous
+        keep = pos >= 0
+        key = pos[keep].astype(np.int64) * max(1, len(vocabulary)) + tag[keep]
+        order = np.argsort(key, kind="stable")
+        same = np.flatnonzero(key[order][1:] == key[order][:-1])
+        first = int(np.flatnonzero(keep)[order[same[0] + 1]]) if len(same) else -1
+    if first >= 0:
+        raise ValueError(
+            f"{argument}: repeated (id, tag) pair ({sample_ids[pos[first]]!r}, "
+            f"{vocabulary[tag[first]]!r}); each sample carries each tag at most once"
+        )
