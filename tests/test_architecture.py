@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "primekit._engine": 0,
     # the join report of samples and tags (the long-table search and the study share it)
     "primekit._join": 0,
+    "primekit._torch_files": 0,
     # 1 data contracts: one container and the tables it is made of
     "primekit.split": 1,
     "primekit.tags": 1,
@@ -68,6 +69,7 @@ LAYERS: dict[str, int] = {
     "primekit.tagging.cli": 7,
     "primekit.tagging.cli_embed": 7,
     "primekit.tagging.cli_predict": 7,
+    "primekit.study_build": 7,
     "primekit": 7,
 }
 
@@ -124,7 +126,6 @@ KNOWN_LONG_FUNCTIONS: set[str] = {
     "primekit._jobs.run_image_job",
     "primekit.demo.run_demo",
     "primekit.explore.FailureModeExplorer.__init__",
-    "primekit.models.load_classifier",
     "primekit.tagging.ray.tag_images_ray",
 }
 

@@ -57,15 +57,18 @@ def test_pickled_modules_class_names_and_manifest_splits(images, tmp_path):
     manifest = make_manifest(images, tmp_path / "m.csv")
     names = tmp_path / "names.txt"
     names.write_text("warm\ncold\n")
-    table = predict(
-        manifest, f"checkpoint:{path}", class_names=names, cache_dir=tmp_path / "c", progress=False
-    )
+    with pytest.raises(ValueError, match=r"not a weights-only file.*trust_pickle=True.*--trust-checkpoint"):
+        load_classifier(f"checkpoint:{path}")
+    with pytest.raises(ValueError, match="trust_pickle=True"):  # a bare .pth path: the same rule
+        load_classifier(str(path))
+    trusted = load_classifier(f"checkpoint:{path}", trust_pickle=True)
+    table = predict(manifest, trusted, class_names=names, cache_dir=tmp_path / "c", progress=False)
     assert set(table["pred"]) <= {"warm", "cold"} and not table["correct"].any()
     assert (table["split"] == "val").all()
     with pytest.raises(ValueError, match="class_names: 3 names for a model with 2 outputs"):
         predict(
             manifest,
-            f"checkpoint:{path}",
+            trusted,
             class_names=["a", "b", "c"],
             cache_dir=tmp_path / "c",
             progress=False,
@@ -78,7 +81,7 @@ def test_spec_errors(tmp_path):
     with pytest.raises(ValueError, match="model: file .* not found"):
         load_classifier(f"jit:{tmp_path / 'none.pt'}")
     torch.save(_MeanColour().state_dict(), tmp_path / "sd.pth")
-    with pytest.raises(ValueError, match="holds a state dict, not a model"):
+    with pytest.raises(ValueError, match=r"holds a \w*Dict \(a state dict\?\), not a model"):
         load_classifier(f"checkpoint:{tmp_path / 'sd.pth'}")
     with pytest.raises(ValueError, match="model: unknown torchvision model"):
         load_classifier("torchvision:resnet9000")
@@ -110,3 +113,127 @@ def test_cli_predict(images, tmp_path, capsys, monkeypatch):
         == 0
     )
     assert len(pd.read_csv(tmp_path / "s.csv")) == 8
+
+
+class _GreyThreshold(torch.nn.Module):
+    """A 'grey digit' model: one input channel of side 12, trained on pixels in [0, 1] scaled by
+    (x - 0.5) / 0.25: 'ink' when the centre is dark, else 'paper'."""
+
+    def forward(self, x):
+        assert x.shape[1:] == (1, 12, 12)
+        centre = x[:, 0, 4:8, 4:8].mean(dim=(1, 2))
+        return torch.stack([-centre, centre], dim=1) * 5
+
+
+def _grey_folder(root, n=6):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("ink", 30), ("paper", 220)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            arr = np.full((12, 12), 255 - level, np.uint8)
+            arr[4:8, 4:8] = level + rng.integers(-20, 20)
+            Image.fromarray(arr).convert("RGB").save(root / label / f"{i}.png")
+    return root
+
+
+def test_preprocessing_is_the_users_and_is_recorded(tmp_path, caplog):
+    folder = _grey_folder(tmp_path / "grey")
+    path = tmp_path / "grey.pt"
+    torch.jit.script(_GreyThreshold()).save(str(path))
+    clf = load_classifier(f"jit:{path}", image_size=12, resize=12, normalize="0.5,0.25", grayscale=True)
+    assert clf.preprocessing["source"] == "user" and clf.preprocessing["grayscale"]
+    table = predict(folder, clf, cache_dir=tmp_path / "c", progress=False, expect_accuracy=1.0)
+    assert table["correct"].all()
+    meta = table.attrs["metadata"]
+    assert meta["preprocessing"]["normalize"] == {"mean": [0.5], "std": [0.25]}
+    assert meta["accuracy"] == 1.0 and meta["warnings"] == []
+    # the numbers are the model's on the tensor the user described
+    from PIL import Image
+
+    im = np.asarray(Image.open(folder / "ink" / "0.png").convert("L"), dtype=np.float32) / 255
+    x = torch.from_numpy((im - 0.5) / 0.25)[None, None]
+    p = torch.softmax(clf.model(x), 1)[0].max().item()
+    assert table.loc[table["id"] == "ink/0.png", "confidence"].item() == pytest.approx(p, rel=1e-5)
+    # without options a TorchScript model gets the ImageNet default, and is told so
+    with caplog.at_level("WARNING", logger="primekit.models"):
+        default = load_classifier(f"jit:{path}")
+    assert default.preprocessing["source"] == "imagenet default"
+    assert "carries no preprocessing: applying the ImageNet default" in caplog.text
+    # ... which this grey 12 px model cannot take: the error says why, not a traceback
+    with pytest.raises(ValueError, match=r"model: fails on the preprocessed images \(batch of shape \(\d+, 3, 224, 224\); preprocessing imagenet default"):
+        predict(folder, default, cache_dir=tmp_path / "c", progress=False)
+
+
+def test_accuracy_near_chance_or_far_below_expectation_warns_with_the_cause(images, tmp_path, caplog):
+    from primekit.models import accuracy_warning
+
+    samples = pd.DataFrame({"label": ["a", "b"] * 50, "correct": [True, False] * 25 + [False, True] * 25})
+    default = {"source": "imagenet default", "steps": ["resize shorter side to 256"]}
+    text = accuracy_warning(samples, preprocessing=default)
+    assert "near chance (0.50" in text and "only a default" in text and "--normalize" in text
+    assert "--class-names" in text
+    good = samples.assign(correct=[True] * 90 + [False] * 10)
+    assert accuracy_warning(good, preprocessing=default) is None
+    text = accuracy_warning(good, preprocessing={"source": "user", "steps": []}, expect_accuracy=0.99)
+    assert text is None
+    text = accuracy_warning(samples.assign(correct=[True] * 70 + [False] * 30),
+                            preprocessing={"source": "user", "steps": []}, expect_accuracy=0.92)
+    assert text.startswith("accuracy 0.700 on 100 labelled images is far below the expected 0.92")
+    # predict logs it and keeps it in the metadata
+    path = tmp_path / "model.pt"
+    torch.jit.script(_MeanColour()).save(str(path))
+    with caplog.at_level("WARNING", logger="primekit.models"):
+        table = predict(images, str(path), cache_dir=tmp_path / "c", progress=False, expect_accuracy=1.0)
+    assert table.attrs["metadata"]["warnings"] and "far below the expected 1.00" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("normalize", "0.5", "normalize: expected 'imagenet', 'none', 'MEAN,STD'"),
+        ("normalize", "0.5,0", "normalize: standard deviations must be > 0"),
+        ("image_size", 0, "image_size: expected a positive integer"),
+        ("resize", 2.5, "resize: expected a positive integer"),
+        ("grayscale", "yes", "grayscale: expected True or False"),
+    ],
+)
+def test_bad_preprocessing_is_refused_before_loading(option, value, message, tmp_path):
+    with pytest.raises((ValueError, TypeError), match=message):
+        load_classifier(f"jit:{tmp_path / 'never-read.pt'}", **{option: value})
+
+
+def test_cli_predict_prints_the_preprocessing_and_trusts_only_on_request(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PRIMEKIT_CACHE", str(tmp_path / "c"))
+    path = tmp_path / "whole.pth"
+    torch.save(_MeanColour(), path)
+    args = ["predict", "--images", str(images), "--model", f"checkpoint:{path}", "--out",
+            str(tmp_path / "s.csv"), "--no-progress"]
+    assert main(args) == 2
+    assert "--trust-checkpoint" in capsys.readouterr().err
+    assert main(args + ["--trust-checkpoint", "--image-size", "16", "--normalize", "none"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("preprocessing (user: resize shorter side to 18 -> centre crop 16x16 -> pixels to [0, 1])") == 1
+    assert main(args + ["--normalize", "0.5"]) == 2
+    assert "--normalize: expected" in capsys.readouterr().err
+
+
+class _TrainingConfig:
+    """An object a training script pickles beside the weights (unpickling it runs code)."""
+
+
+def test_timm_weights_files_load_weights_only(tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", pretrained=False)
+    path = tmp_path / "w.pth"
+    torch.save({"state_dict": net.state_dict()}, path)
+    clf = load_classifier(f"timm:test_resnet:{path}")
+    assert clf.preprocessing["source"] == "model"
+    torch.testing.assert_close(clf.model.state_dict(), net.state_dict())
+    torch.save({"state_dict": net.state_dict(), "config": _TrainingConfig()}, path)
+    with pytest.raises(ValueError, match="not a weights-only file.*--trust-checkpoint"):
+        load_classifier(f"timm:test_resnet:{path}")
+    assert load_classifier(f"timm:test_resnet:{path}", trust_pickle=True).model is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -24,24 +25,40 @@ HAVE_RAM = (
 
 # ---------------------------------------------------------------- stand-in ``ram`` package
 class _FakeRamPlus(torch.nn.Module):
-    """Mimics RAM++'s inference surface: image -> head logits -> fc -> thresholded strings."""
+    """Mimics RAM++'s inference surface: image -> per-image softmax reweighting of several
+    description embeddings per tag (``label_embed``, (n_tags * per_tag, dim)) -> a head that treats
+    every tag query on its own -> fc -> thresholded strings, ``delete_tag_index`` zeroed."""
 
     def __init__(
-        self, image_size=384, vit="swin_l", text_encoder_type="bert-base-uncased", n_tags=6, **kw
+        self, image_size=384, vit="swin_l", text_encoder_type="bert-base-uncased", n_tags=6,
+        delete_tag_index=(), per_tag=3, width=32, **kw
     ):
         super().__init__()
         assert (Path(text_encoder_type) / "vocab.txt").is_file()  # offline tokenizer folder
-        self.backbone = torch.nn.Linear(3, 8)
-        self.fc = torch.nn.Linear(8, 1)
+        self.backbone = torch.nn.Linear(3, width)
+        self.fc = torch.nn.Linear(width, 1)
         self.tag_list = np.array([f"tag{i}" for i in range(n_tags)])
-        self.embed = torch.nn.Parameter(torch.randn(n_tags, 8))
+        self.num_class = n_tags
+        self.label_embed = torch.nn.Parameter(torch.randn(n_tags * per_tag, width))
         self.class_threshold = torch.linspace(0.3, 0.7, n_tags)
+        self.delete_tag_index = list(delete_tag_index)
+
+    def _strings(self, image):
+        feats = torch.nn.functional.normalize(self.backbone(image.mean(dim=(2, 3))), dim=-1)
+        per_tag = self.label_embed.shape[0] // self.num_class
+        slots = self.label_embed.view(self.num_class, per_tag, -1)
+        weights = torch.softmax(torch.einsum("bd,tkd->btk", feats, slots), dim=2)
+        label = torch.einsum("btk,tkd->btd", weights, slots)
+        logits = self.fc(feats[:, None, :] * label).squeeze(-1)  # (b, n_tags)
+        tags = (torch.sigmoid(logits) > self.class_threshold).numpy()
+        tags[:, self.delete_tag_index] = False
+        return [" | ".join(self.tag_list[np.nonzero(t)[0]]) for t in tags]
 
     def generate_tag(self, image):
-        feats = self.backbone(image.mean(dim=(2, 3)))  # (b, 8)
-        logits = self.fc(feats[:, None, :] * self.embed[None]).squeeze(-1)  # (b, n_tags)
-        tags = (torch.sigmoid(logits) > self.class_threshold).numpy()
-        return [" | ".join(self.tag_list[np.nonzero(t)[0]]) for t in tags], None
+        return self._strings(image), None
+
+    def generate_tag_openset(self, image):
+        return self._strings(image)
 
 
 class _Msg:
@@ -50,7 +67,7 @@ class _Msg:
 
 
 def _fake_loader(model, path, kwargs):
-    sd = torch.load(path)["model"]
+    sd = torch.load(path)["model"]  # as RAM's loaders do: torch's default
     res = model.load_state_dict(sd, strict=False)
     return model, _Msg(list(res.missing_keys), list(res.unexpected_keys))
 
@@ -65,6 +82,9 @@ def fake_ram(monkeypatch, tmp_path):
     rp.RAM_plus = rr.RAM = _FakeRamPlus
     ut.load_checkpoint_swinlarge = ut.load_checkpoint_swinbase = _fake_loader
     ut.load_checkpoint = lambda m, p: _fake_loader(m, p, {})
+    ut.CONFIG_PATH = tmp_path / "ramcfg"
+    (ut.CONFIG_PATH / "data").mkdir(parents=True)
+    (ut.CONFIG_PATH / "data" / "ram_tag_list_threshold.txt").write_text("0.5\n" * 6)
     models.ram_plus, models.ram, models.utils = rp, rr, ut
     pkg.models = models
     pkg.get_transform = lambda image_size=384: (
@@ -219,6 +239,127 @@ def test_placeholder_tokenizer_has_berts_size(tmp_path):
         and lines[0] == "[PAD]"
         and lines[100:104] == ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     )
+
+
+def test_pickled_checkpoints_need_the_explicit_opt_in(fake_ram, tmp_path):
+    import argparse
+
+    sd = torch.load(fake_ram)["model"]
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"model": sd, "args": argparse.Namespace(lr=1.0)}, pickled)  # a config object
+    with pytest.raises(ValueError, match=r"not a weights-only checkpoint.*trust_pickle=True.*--trust-checkpoint"):
+        ram_adapter.RamTagger(pickled)
+    tagger = ram_adapter.RamTagger(pickled, trust_pickle=True)
+    torch.testing.assert_close(tagger.model.fc.weight, sd["fc.weight"])
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # switches restored
+
+
+def test_known_harmless_extra_keys_are_accepted_others_refused(fake_ram, tmp_path, caplog):
+    sd = torch.load(fake_ram)["model"]
+    sd["logit_scale"] = torch.tensor(4.6)  # in the released RAM++ file; RAM_plus has no such parameter
+    extra = tmp_path / "extra.pth"
+    torch.save({"model": sd}, extra)
+    with caplog.at_level("INFO", logger="primekit.tagging.ram"):
+        ram_adapter.RamTagger(extra)
+    assert "logit_scale" in caplog.text
+    sd["other_scale"] = torch.tensor(1.0)
+    torch.save({"model": sd}, extra)
+    with pytest.raises(ValueError, match=r"1 unexpected key\(s\) \['other_scale'\]"):
+        ram_adapter.RamTagger(extra)
+
+
+def test_what_crashes_inside_ram_is_refused_first(fake_ram, tmp_path):
+    short = tmp_path / "tags.txt"
+    short.write_text("dog\ncat\n")
+    with pytest.raises(ValueError, match=r"model_kwargs: 'tag_list' is not supported.*vocabulary="):
+        ram_adapter.RamTagger(fake_ram, model_kwargs={"tag_list": str(short)})
+    for size in (256, 448):
+        with pytest.raises(ValueError, match=r"image_size: RAM's Swin backbones exist for 224 and 384"):
+            ram_adapter.RamTagger(fake_ram, image_size=size)
+    with pytest.raises(ValueError, match="model_kwargs: 'image_size' is a RamTagger argument"):
+        ram_adapter.RamTagger(fake_ram, model_kwargs={"image_size": 224})
+    with pytest.raises(ValueError, match=r"delete_tag_index must lie in \[0, 6\)"):
+        ram_adapter.RamTagger(fake_ram, model_kwargs={"delete_tag_index": [6]})
+
+
+def test_delete_tag_index_is_honoured(fake_ram, tmp_path):
+    folder = _images(tmp_path)
+    tagger = ram_adapter.RamTagger(fake_ram, model_kwargs={"delete_tag_index": [1, 4]})
+    assert tagger.vocabulary == ["tag0", "tag2", "tag3", "tag5"] and len(tagger.thresholds) == 4
+    table = tag_images(folder, tagger, batch_size=3, progress=False)
+    from primekit.images import open_image
+
+    for i in range(7):
+        x = tagger.transform(open_image(folder / f"{i}.png"))[None]
+        expected, _ = tagger.model.generate_tag(x)
+        got = table.loc[table["id"] == f"{i}.png", "tag"].tolist()
+        assert sorted(got) == sorted(t for t in expected[0].split(" | ") if t)
+
+
+@pytest.fixture
+def tiny_text_encoder(tmp_path):
+    from _tiny_models import make_tiny_clip
+
+    from primekit.clip import load_clip
+
+    return load_clip(f"clip:local-dir:{make_tiny_clip(tmp_path / 'clip')}")
+
+
+def test_open_set_tags_follow_rams_own_and_leave_them_unchanged(fake_ram, tiny_text_encoder):
+    mine = ["rust", "hairline crack", "weld seam"]
+    plain = ram_adapter.RamTagger(fake_ram)
+    added = ram_adapter.RamTagger(fake_ram, vocabulary=mine, text_encoder=tiny_text_encoder)
+    only = ram_adapter.RamTagger(fake_ram, vocabulary=mine, open_set="replace",
+                                 text_encoder=tiny_text_encoder)
+    assert added.vocabulary == plain.vocabulary + mine and only.vocabulary == mine
+    np.testing.assert_allclose(added.thresholds[6:], 0.5)
+    batch = torch.rand(5, 3, 8, 8)
+    p_plain, p_added, p_only = (t.forward(batch).numpy() for t in (plain, added, only))
+    np.testing.assert_allclose(p_added[:, :6], p_plain, rtol=1e-5)  # RAM's tags unchanged
+    np.testing.assert_allclose(p_added[:, 6:], p_only, rtol=1e-5)  # slots of one tag == one slot
+    assert p_only.std(axis=0).min() > 0  # the images differ, so the comparison means something
+    # "replace" is RAM's open-set inference: label_embed, tag_list, num_class, class_threshold set
+    # by hand as in RAM's inference_ram_plus_openset script, then generate_tag_openset
+    from primekit.tagging.clip_tagger import tag_text_embeddings
+
+    model = _FakeRamPlus(text_encoder_type=str(ram_adapter.placeholder_vocab_dir()))
+    model.load_state_dict(plain.model.state_dict())
+    model.label_embed = torch.nn.Parameter(tag_text_embeddings(tiny_text_encoder, mine).float())
+    model.tag_list, model.num_class = np.array(mine), len(mine)
+    model.class_threshold = torch.ones(len(mine)) * 0.5
+    with torch.no_grad():
+        expected = model.generate_tag_openset(batch)
+    got = [" | ".join(t for t, p in zip(mine, row, strict=True) if p > 0.5) for row in p_only]
+    assert got == expected
+
+
+def test_open_set_errors(fake_ram, tiny_text_encoder, tmp_path):
+    with pytest.raises(ValueError, match=r"vocabulary: \['tag1'\] are RAM tags already"):
+        ram_adapter.RamTagger(fake_ram, vocabulary=["tag1", "mine"], text_encoder=tiny_text_encoder)
+    with pytest.raises(ValueError, match="open_set: expected 'add' or 'replace'"):
+        ram_adapter.RamTagger(fake_ram, vocabulary=["mine"], open_set="merge")
+    narrow = ram_adapter.RamTagger(fake_ram)
+    with pytest.raises(ValueError, match="text_encoder: gives 16-dim text embeddings; RAM's label embeddings are 32-dim"):
+        ram_adapter.add_open_set_tags(narrow.model, ["x"], torch.zeros(1, 16))
+
+
+def test_cli_tags_with_open_set_vocabulary(fake_ram, tmp_path):
+    from _tiny_models import make_tiny_clip
+
+    from primekit.cli import main
+    from primekit.tags import read_tags
+
+    folder = _images(tmp_path)
+    words = tmp_path / "my_tags.txt"
+    words.write_text("rust\nweld seam\n")
+    clip = make_tiny_clip(tmp_path / "clip")
+    out = tmp_path / "tags.parquet"
+    code = main(["tag", "--images", str(folder), "--tagger", f"ram++:{fake_ram}", "--vocabulary",
+                 str(words), "--text-encoder", f"clip:local-dir:{clip}", "--threshold", "0",
+                 "--out", str(out), "--no-progress", "--cache-dir", str(tmp_path / "c")])
+    assert code == 0
+    table = read_tags(out)
+    assert set(table["tag"]) == {f"tag{i}" for i in range(6)} | {"rust", "weld seam"}
 
 
 # ---------------------------------------------------------------- the real ``ram`` package

@@ -12,6 +12,10 @@ __all__ = [
     "add_embed_subparser",
     "add_predict_subparser",
     "parse_threshold",
+    "tagger_options",
+    "add_trust_flag",
+    "add_preprocessing_flags",
+    "classifier_from_args",
 ]
 
 logger = logging.getLogger(__name__)
@@ -33,6 +37,36 @@ def parse_threshold(text: str | None) -> float | dict[str, float] | None:
         raise ValueError(
             f"--threshold: expected a number or tag=value[,tag=value], got {text!r}"
         ) from None
+
+
+def tagger_options(spec: str, *, vocabulary: str | None = None, text_encoder: str | None = None,
+                   trust_checkpoint: bool = False) -> dict:
+    """Options of :func:`primekit.tagging.load_tagger` from the CLI's flags (named in errors)."""
+    ram = spec.startswith(("ram:", "ram++:"))
+    options: dict = {}
+    if vocabulary:
+        if not (ram or spec.startswith("clip:")):
+            raise ValueError("--vocabulary: only CLIP and RAM/RAM++ taggers take a vocabulary")
+        options["vocabulary"] = vocabulary
+    if text_encoder:
+        if not ram:
+            raise ValueError("--text-encoder: only for the open-set tags of ram++:/ram: taggers")
+        options["text_encoder"] = text_encoder
+    if trust_checkpoint:
+        if not ram:
+            raise ValueError("--trust-checkpoint: only ram++:/ram: taggers load checkpoints")
+        options["trust_pickle"] = True
+    return options
+
+
+def add_trust_flag(p: argparse.ArgumentParser) -> None:
+    """``--trust-checkpoint``: allow a checkpoint that is a full pickle (runs code from it)."""
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow a checkpoint that is a full Python pickle (this runs code from the file; "
+        "default: weights-only files)",
+    )
 
 
 def _common(p: argparse.ArgumentParser, *, batch: int) -> None:
@@ -63,11 +97,8 @@ def _run_tag(args: argparse.Namespace) -> int:
 
     threshold = parse_threshold(args.threshold)
     images = read_image_source(args.images, argument="--images")  # fail before loading a model
-    options = {}
-    if args.vocabulary:
-        if not args.tagger.startswith("clip:"):
-            raise ValueError("--vocabulary: only CLIP taggers take a vocabulary")
-        options["vocabulary"] = args.vocabulary
+    options = tagger_options(args.tagger, vocabulary=args.vocabulary,
+                             text_encoder=args.text_encoder, trust_checkpoint=args.trust_checkpoint)
     from . import load_tagger, resolve_device
 
     resolve_device(args.device)
@@ -116,8 +147,15 @@ def add_tag_subparser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--vocabulary",
         default=None,
-        help="CLIP only: builtin, ram, or a file with one tag per line",
+        help="CLIP: builtin, ram, or a file with one tag per line; RAM/RAM++: a file of your own "
+        "tags added to RAM's (open-set tags)",
     )
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        help="RAM/RAM++ open-set tags: CLIP that embeds them (default clip:ViT-B-16:openai)",
+    )
+    add_trust_flag(p)
     p.set_defaults(func=_run_tag)
     return p
 
@@ -160,12 +198,60 @@ def add_embed_subparser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def add_preprocessing_flags(p: argparse.ArgumentParser) -> None:
+    """The classifier's preprocessing flags (``predict`` and ``study``)."""
+    g = p.add_argument_group(
+        "preprocessing",
+        "how images are turned into the model's input; torchvision/timm models bring their own, "
+        "TorchScript/checkpoint models get the ImageNet default (256 -> crop 224, ImageNet "
+        "mean/std) unless you say otherwise",
+    )
+    g.add_argument("--image-size", type=int, default=None, help="side of the centre crop fed to the model")
+    g.add_argument("--resize", type=int, default=None,
+                   help="shorter side after resizing, before the crop (default image-size * 8/7; "
+                        "= image-size: no crop margin)")
+    g.add_argument("--normalize", default=None, help="imagenet, none, or MEAN,STD (or M1,M2,M3,S1,S2,S3)")
+    g.add_argument("--grayscale", action="store_true", help="one grey channel (models trained on grey images)")
+    g.add_argument("--expect-accuracy", type=float, default=None,
+                   help="the accuracy you know the model has: warn loudly when far below it")
+
+
+def classifier_from_args(args: argparse.Namespace):
+    """Load ``--model`` with the preprocessing flags, naming a flag in every error."""
+    from ..models import describe_preprocessing, load_classifier, parse_normalize
+
+    if args.expect_accuracy is not None and not 0 < args.expect_accuracy <= 1:
+        raise ValueError(f"--expect-accuracy: must lie in (0, 1], got {args.expect_accuracy}")
+    for flag in ("image_size", "resize"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')}: must be a positive integer, got {value}")
+    normalize = None
+    if args.normalize is not None:
+        try:
+            normalize = parse_normalize(args.normalize)
+        except ValueError as exc:
+            raise ValueError(f"--{exc}") from None
+        normalize = args.normalize
+    clf = load_classifier(
+        args.model,
+        device=args.device,
+        image_size=args.image_size,
+        resize=args.resize,
+        normalize=normalize,
+        grayscale=args.grayscale,
+        trust_pickle=args.trust_checkpoint,
+    )
+    print(f"preprocessing ({describe_preprocessing(clf.preprocessing)})", file=sys.stderr)
+    return clf
+
+
 def _run_predict(args: argparse.Namespace) -> int:
     from ..images import read_image_source
-    from ..models import load_classifier, predict
+    from ..models import predict
 
     images = read_image_source(args.images, argument="--images")
-    clf = load_classifier(args.model, device=args.device, image_size=args.image_size)
+    clf = classifier_from_args(args)
     table = predict(
         images,
         clf,
@@ -175,6 +261,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         cache_dir=args.cache_dir,
         progress=not args.no_progress,
+        expect_accuracy=args.expect_accuracy,
     )
     _summary("predict", table, args.out)
     return 0
@@ -193,8 +280,7 @@ def add_predict_subparser(subparsers) -> argparse.ArgumentParser:
         help="torchvision:NAME[:WEIGHTS], timm:NAME[:PATH], jit:PATH, checkpoint:PATH",
     )
     p.add_argument("--class-names", default=None, help="text file, one class name per output index")
-    p.add_argument(
-        "--image-size", type=int, default=224, help="input size for jit/checkpoint models"
-    )
+    add_preprocessing_flags(p)
+    add_trust_flag(p)
     p.set_defaults(func=_run_predict)
     return p

@@ -27,7 +27,14 @@ import numpy as np
 from ..clip import DEFAULT_CLIP, ClipModel, load_clip
 from .base import Tagger
 
-__all__ = ["ClipTagger", "builtin_vocabulary", "ram_vocabulary", "resolve_vocabulary", "TEMPLATES"]
+__all__ = [
+    "ClipTagger",
+    "builtin_vocabulary",
+    "ram_vocabulary",
+    "resolve_vocabulary",
+    "tag_text_embeddings",
+    "TEMPLATES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -161,15 +168,7 @@ class ClipTagger(Tagger):
         }
 
     def _embed_vocabulary(self):
-        import torch
-
-        chunks = []
-        for start in range(0, len(self.vocabulary), 256):
-            tags = self.vocabulary[start : start + 256]
-            prompts = [t.format(tag) for tag in tags for t in self.templates]
-            emb = self.clip.encode_texts(prompts).reshape(len(tags), len(self.templates), -1)
-            chunks.append(torch.nn.functional.normalize(emb.mean(1), dim=-1))
-        return torch.cat(chunks)
+        return tag_text_embeddings(self.clip, self.vocabulary, self.templates)
 
     def transform(self, image):
         return self.clip.preprocess(image)
@@ -198,6 +197,23 @@ class ClipTagger(Tagger):
         std = raw.std(axis=axis, keepdims=True)
         z = (raw - mean) / np.where(std > 1e-12, std, 1.0)
         return _sigmoid(self.slope * (z - self.offset))
+
+
+def tag_text_embeddings(clip: ClipModel, tags: Sequence[str], templates: Sequence[str] = TEMPLATES):
+    """Prompt-ensembled text embeddings of ``tags``: tensor (len(tags), d), unit norm.
+
+    Each tag is written into every template, embedded, and the normalised mean of its prompts'
+    embeddings is the tag's embedding (CLIP paper, prompt ensembling).
+    """
+    import torch
+
+    chunks = []
+    for start in range(0, len(tags), 256):
+        part = list(tags[start : start + 256])
+        prompts = [t.format(tag) for tag in part for t in templates]
+        emb = clip.encode_texts(prompts).reshape(len(part), len(templates), -1)
+        chunks.append(torch.nn.functional.normalize(emb.mean(1), dim=-1))
+    return torch.cat(chunks)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
