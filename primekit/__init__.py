@@ -71,8 +71,8 @@ _LAZY: dict[str, str] = {
     "failure_direction_slices": "primekit.baselines",
     # looking at the results
     "FailureModeExplorer": "primekit.explore",
-    "ensure_run": "primekit.explore",
-    "load_run": "primekit.report",
+    "ensure_run": "primekit.demo",
+    "load_run": "primekit.run_folder",
     "write_report": "primekit.report",
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .run_folder import FIGURES_DIR, RUN_FILES, is_run, is_smoke_run, read_summary, write_summary
 from .search import TOYWORLD_SEARCH
 
-__all__ = ["run_demo", "add_subparser", "DEFAULTS"]
+__all__ = ["run_demo", "ensure_run", "add_subparser", "DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +44,6 @@ SUMMARY_KEYS = (
     "strict_recall",
     "seconds",
 )
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else round(float(value), 6)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def run_demo(
@@ -127,7 +115,7 @@ def run_demo(
     necessity = dict(DEFAULTS["necessity"] if necessity is None else necessity)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
+    (out / FIGURES_DIR).mkdir(exist_ok=True)
     report = report or (lambda line: log.info(line))
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
@@ -207,26 +195,26 @@ def run_demo(
         path = tw.clip_dir(world=world, smoke=smoke, seed=seed, progress=progress)
         auroc = tw.clip_zero_shot_auroc(path, world, split="test", max_images=500 if smoke else 4000)
         clip_auroc = float(auroc["auroc"].mean())
-        write_table(auroc.reset_index(), out / "clip_auroc.csv")
+        write_table(auroc.reset_index(), out / RUN_FILES["clip_auroc"])
         stage("clip", t0, f"tiny CLIP at {path}: mean zero-shot AUROC {clip_auroc:.3f}")
 
     # 7. files and figures ---------------------------------------------------------------------
     t0 = time.perf_counter()
     from .search import modes_to_csv_frame
 
-    write_table(modes_to_csv_frame(modes), out / "failure_modes.csv")
+    write_table(modes_to_csv_frame(modes), out / RUN_FILES["modes"])
     per_mode = rec["per_mode"].copy()
     per_mode["tags"] = [" + ".join(t) for t in per_mode["tags"]]
-    write_table(per_mode, out / "oracle_check.csv")
+    write_table(per_mode, out / RUN_FILES["oracle_check"])
     missed = rec["missed"].copy()
     if len(missed):
         missed["tags"] = [" + ".join(t) for t in missed["tags"]]
-    write_table(missed, out / "oracle_missed.csv")
+    write_table(missed, out / RUN_FILES["oracle_missed"])
     samples = pd.concat([preds["val"], preds["test"]], ignore_index=True)
-    write_table(samples, out / "samples.parquet")
-    write_tags(tags, out / "tags.parquet", metadata=metadata)
-    write_table(quality.reset_index(), out / "tagger_quality.csv")
-    _figures(world, modes, matrix, labels, correct, out / "figures", n_grid_modes, subset_accuracies)
+    write_table(samples, out / RUN_FILES["samples"])
+    write_tags(tags, out / RUN_FILES["tags"], metadata=metadata)
+    write_table(quality.reset_index(), out / RUN_FILES["tagger_quality"])
+    _figures(world, modes, matrix, labels, correct, out / FIGURES_DIR, n_grid_modes, subset_accuracies)
     stage("write", t0, f"{out}")
 
     seconds = time.perf_counter() - t_start
@@ -253,15 +241,38 @@ def run_demo(
         "search": {"min_size": int(min_size), "min_drop": min_drop, "necessity": necessity, "max_tags": max_tags, "split": "val", "threshold": threshold},
         "world": {"root": str(world.root), **{f"n_{s}": world.config.size(s) for s in tw.SPLITS}, "seed": seed, "smoke": smoke},
     }
-    summary = _jsonable(summary)
-    from .io import atomic_path
-
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    summary = write_summary(out, summary)
     from .report import write_report
 
-    write_report(out, out / "report.html")
+    write_report(out, out / RUN_FILES["report"])
     return summary
+
+
+def ensure_run(run_dir: str | os.PathLike, *, smoke: bool = False) -> Path:
+    """A run folder to look at: ``run_dir``, made by :func:`run_demo` when it holds no run.
+
+    - ``run_dir`` holds a run: it is returned as it is (but a run recorded as a smoke run is
+      rebuilt in full when ``smoke`` is False);
+    - it holds none and ``smoke`` is False: ``run_demo(run_dir)`` makes it;
+    - it holds none and ``smoke`` is True: the tiny demo run is made (once) under
+      ``$PRIMEKIT_HOME/runs/demo-smoke`` and that folder is returned, so that a CI run never
+      leaves a toy-sized run where the real one belongs.
+    """
+    if not isinstance(run_dir, (str, os.PathLike)):
+        raise TypeError(f"run_dir: expected a directory path, got {type(run_dir).__name__}")
+    path = Path(run_dir).expanduser()
+    # a smoke run (e.g. left by CI) is not what someone asking for the full run wants to see
+    if is_run(path) and (smoke or not is_smoke_run(read_summary(path))):
+        return path
+    if smoke:
+        from .toyworld.world import primekit_home  # the toyworld package imports torch
+
+        path = primekit_home() / "runs" / "demo-smoke"
+        if is_run(path):
+            return path
+    log.info("no run in %s: running the demo (smoke=%s)", path, smoke)
+    run_demo(path, smoke=smoke)
+    return path
 
 
 def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes: int, subset_accuracies) -> None:

@@ -2,120 +2,59 @@
 
 :class:`FailureModeExplorer` shows, for a class and one of its failure modes, a random sample of the
 mode's images beside images of the same class outside the mode, the accuracy of the mode against
-each subset of its tags (paper Fig. 3), its counts and its description; sliders for ``min_size``,
-``min_drop`` and ``max_tags`` re-run the search live. It uses plain ipywidgets (no custom
-front-end), so it works in JupyterLab, VS Code and Colab.
+each subset of its tags (paper Fig. 3), and the mode card (counts and description, the same card
+as the HTML report's); sliders for ``min_size``, ``min_drop`` and ``max_tags`` re-run the search
+live. It uses plain ipywidgets (no custom front-end), so it works in JupyterLab, VS Code and Colab.
 
 The widgets are attributes and every piece of state is a plain attribute ending in ``_``, so the
 explorer can be driven and tested without a browser: set a widget's ``.value`` and read the state.
+Its decisions are the pure functions of :mod:`primekit._explore`. It looks at a run folder that
+exists already: ``primekit demo`` (or :func:`primekit.demo.ensure_run`) makes one.
 """
 
 from __future__ import annotations
 
-import html
-import io
-import logging
-import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from numbers import Integral
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+import ipywidgets as w
 import pandas as pd
 
-from ._validation import sorted_classes
-from .report import (
-    RUN_FILES,
-    Run,
-    _read_summary,
-    _sample,
-    load_run,
-    mode_members,
-    search_settings,
-    thumbnail_bytes,
-)
-from .search import DEFAULT_NECESSITY, find_failure_modes, subset_accuracies
+from . import _explore as ex
+from ._render import thumbnail_bytes
+from .run_folder import Run, load_run, search_settings
+from .search import DEFAULT_NECESSITY
+from .split import TaggedSplit, as_split
 
-__all__ = ["FailureModeExplorer", "ensure_run"]
+__all__ = ["FailureModeExplorer"]
 
-logger = logging.getLogger(__name__)
-
-_BAD = "#c0392b"
-_GOOD = "#1e8449"
+_WIDE = {"description_width": "initial"}
+_SEARCH_OPTIONS = ("min_size", "min_drop", "max_tags", "min_tag_count", "necessity")
 
 
-def ensure_run(run_dir: str | os.PathLike, *, smoke: bool = False) -> Path:
-    """A run directory to look at: ``run_dir``, created with the demo when it holds no run.
-
-    - ``run_dir`` holds a run: it is returned as it is (but a run recorded as a smoke run,
-      ``"smoke": true`` or ``"world": {"smoke": true}`` in ``summary.json``, is rebuilt in full
-      when ``smoke`` is False);
-    - it holds none and ``smoke`` is False: ``primekit.demo.run_demo(run_dir)`` creates it;
-    - it holds none and ``smoke`` is True: the tiny demo run is made (once) under
-      ``$PRIMEKIT_HOME/runs/demo-smoke`` and that folder is returned, so that a CI run never leaves
-      a toy-sized run where the real one belongs.
-
-    Parameters
-    ----------
-    run_dir : path-like
-        A run directory (see :mod:`primekit.report`).
-    smoke : bool, default False
-        Tiny demo run (seconds instead of minutes), for CI.
-
-    Returns
-    -------
-    Path
-        The run directory to load.
-    """
-    if not isinstance(run_dir, (str, os.PathLike)):
-        raise TypeError(f"run_dir: expected a directory path, got {type(run_dir).__name__}")
-    path = Path(run_dir).expanduser()
-    if _is_run(path):
-        # a smoke run (e.g. left by CI) is not what someone asking for the full run wants to see
-        if smoke or not _is_smoke_run(_read_summary(path / RUN_FILES["summary"])):
-            return path
-        logger.info("%s holds a smoke run; running the full demo", path)
-    if smoke:
-        from .toyworld.world import primekit_home
-
-        path = primekit_home() / "runs" / "demo-smoke"
-        if _is_run(path):
-            return path
-    from .demo import run_demo  # heavy (trains the toy world's models); only when needed
-
-    logger.info("no run in %s: running the demo (smoke=%s)", path, smoke)
-    run_demo(path, smoke=smoke)
-    return path
+def _check_options(n_images: Any, thumb_size: Any, columns: Any, seed: Any) -> None:
+    for name, value, minimum in (
+        ("n_images", n_images, 1),
+        ("thumb_size", thumb_size, 8),
+        ("columns", columns, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+            raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise TypeError(f"seed: expected an integer, got {seed!r}")
 
 
-def _is_smoke_run(summary: Mapping[str, Any]) -> bool:
-    world = summary.get("world")
-    return bool(summary.get("smoke") or (isinstance(world, Mapping) and world.get("smoke")))
-
-
-def _is_run(path: Path) -> bool:
-    return all((path / RUN_FILES[key]).is_file() for key in ("samples", "tags", "modes"))
-
-
-def _necessity_depth(necessity: Mapping[int, float] | Sequence[float]) -> int:
-    """Largest ``max_tags`` the necessity margins cover (sizes 2..k all present)."""
-    if isinstance(necessity, Mapping):
-        k = 1
-        while k + 1 in necessity:
-            k += 1
-        return k
-    return len(necessity) + 1
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _pct(value: float) -> str:
-    return "–" if value is None or math.isnan(float(value)) else f"{100 * float(value):.1f}%"
+def _sliders(min_size: int, min_drop: float, max_tags: int, *, largest: int, depth: int) -> tuple:
+    size = w.IntSlider(value=int(min_size), min=1, max=max(int(min_size), largest), step=1,
+                       description="min_size (s)", continuous_update=False, style=_WIDE)
+    drop = w.FloatSlider(value=float(min_drop), min=0.0, max=1.0, step=0.01,
+                         readout_format=".2f", description="min_drop (a)",
+                         continuous_update=False, style=_WIDE)
+    tags = w.IntSlider(value=int(max_tags), min=1, max=max(int(max_tags), depth),
+                       description="max_tags (l)", continuous_update=False, style=_WIDE)
+    return size, drop, tags
 
 
 class FailureModeExplorer:
@@ -123,12 +62,14 @@ class FailureModeExplorer:
 
     Parameters
     ----------
-    tags : DataFrame of bool, shape (n_samples, n_tags)
-        Tag matrix, index = sample id.
+    tags : DataFrame of bool, shape (n_samples, n_tags), or TaggedSplit
+        Tag matrix, index = sample id; or a :class:`~primekit.split.TaggedSplit` (a study's
+        ``val``, a :class:`~primekit.run_folder.Run`) standing for all three tables.
     labels : Series
-        Class of each sample, indexed by sample id.
+        Class of each sample, indexed by sample id (not with a TaggedSplit).
     correct : Series of bool
-        Whether the classifier is right on each sample, indexed by sample id.
+        Whether the classifier is right on each sample, indexed by sample id (not with a
+        TaggedSplit).
     images : Series of str, optional
         Image file of each sample, indexed by sample id; without it no image grids are shown.
     predictions : Series, optional
@@ -172,14 +113,14 @@ class FailureModeExplorer:
     seed_ : int
         Current image seed.
     run : Run or None
-        The run directory's contents, when built by :meth:`from_run`.
+        The run folder's contents, when built by :meth:`from_run`.
     """
 
     def __init__(
         self,
-        tags: pd.DataFrame,
-        labels: pd.Series,
-        correct: pd.Series,
+        tags: pd.DataFrame | TaggedSplit,
+        labels: pd.Series | None = None,
+        correct: pd.Series | None = None,
         *,
         images: pd.Series | None = None,
         predictions: pd.Series | None = None,
@@ -193,150 +134,99 @@ class FailureModeExplorer:
         columns: int = 4,
         seed: int = 0,
     ):
-        import ipywidgets as w
-
-        for name, value, minimum in (
-            ("n_images", n_images, 1),
-            ("thumb_size", thumb_size, 8),
-            ("columns", columns, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-                raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, Integral):
-            raise TypeError(f"seed: expected an integer, got {seed!r}")
-        self.tags = tags
-        self.labels = labels
-        self.correct = correct
+        _check_options(n_images, thumb_size, columns, seed)
         self.necessity = necessity
         self.min_tag_count = min_tag_count
         self.n_images = int(n_images)
         self.thumb_size = int(thumb_size)
         self.columns = int(columns)
         # validates every data argument and setting, naming the argument, before any widget
-        started = time.perf_counter()
-        modes = find_failure_modes(
-            tags,
-            labels,
-            correct,
-            min_size=min_size,
-            min_drop=min_drop,
-            max_tags=max_tags,
-            necessity=necessity,
-            min_tag_count=min_tag_count,
+        split = as_split(tags, labels, correct)
+        self.modes_, self.search_seconds_ = ex.timed_search(
+            split, min_size=min_size, min_drop=min_drop, max_tags=max_tags,
+            necessity=necessity, min_tag_count=min_tag_count,
         )
-        self.search_seconds_ = time.perf_counter() - started
-        self.labels = (
-            pd.Series(labels).reindex(tags.index)
-            if isinstance(labels, pd.Series)
-            else pd.Series(np.asarray(labels), index=tags.index)
-        )
-        self.correct = (
-            pd.Series(correct).reindex(tags.index)
-            if isinstance(correct, pd.Series)
-            else pd.Series(np.asarray(correct), index=tags.index)
-        ).astype(bool)
-        self.images = self._aligned(images, "images")
-        self.predictions = self._aligned(predictions, "predictions")
-        self.classes_ = sorted_classes(pd.unique(self.labels))
-        self.class_sizes_ = self.labels.value_counts()
+        self.data = ex.align_data(split, images=images, predictions=predictions)
+        self.classes_ = self.data.classes
         self.seed_ = int(seed)
-        self.modes_ = modes
-        self.mode_: dict | None = None
-        self.subsets_: pd.DataFrame | None = None
-        self.mode_ids_ = pd.Index([])
-        self.other_ids_ = pd.Index([])
+        self._view = ex.mode_view(self.data, self.modes_, None, None)
         self.shown_mode_ids_: list = []
         self.shown_other_ids_: list = []
         self._thumbs: dict[Any, bytes] = {}
         self._syncing = False
         self.run: Run | None = None
+        self._build(min_size, min_drop, max_tags)
+        self._sync_pickers(previous=None)
 
-        wide = {"description_width": "initial"}
-        largest = int(self.class_sizes_.max()) if len(self.class_sizes_) else 1
-        self.min_size_slider = w.IntSlider(
-            value=int(min_size),
-            min=1,
-            max=max(int(min_size), largest),
-            step=1,
-            description="min_size (s)",
-            continuous_update=False,
-            style=wide,
+    # -----------------------------------------------------------------------------------------
+    # the data, as attributes
+
+    split = property(lambda self: self.data.split, doc="The samples (a TaggedSplit).")
+    tags = property(lambda self: self.data.split.tags, doc="Tag matrix (index = sample id).")
+    labels = property(lambda self: self.data.split.labels, doc="Class of each sample.")
+    correct = property(lambda self: self.data.split.correct, doc="Whether the classifier is right.")
+    images = property(lambda self: self.data.images, doc="Image path of each sample, or None.")
+    predictions = property(lambda self: self.data.predictions, doc="Predicted class, or None.")
+    mode_ = property(lambda self: self._view.mode, doc="The selected mode, or None.")
+    subsets_ = property(lambda self: self._view.subsets, doc="Subset accuracies of the mode.")
+    mode_ids_ = property(lambda self: self._view.mode_ids, doc="Ids inside the selected mode.")
+    other_ids_ = property(lambda self: self._view.other_ids, doc="Ids of the class outside it.")
+
+    # -----------------------------------------------------------------------------------------
+    # widgets
+
+    def _build(self, min_size: int, min_drop: float, max_tags: int) -> None:
+        sizes = self.labels.value_counts()
+        self.min_size_slider, self.min_drop_slider, self.max_tags_slider = _sliders(
+            min_size, min_drop, max_tags, largest=int(sizes.max()) if len(sizes) else 1,
+            depth=ex.necessity_depth(self.necessity),
         )
-        self.min_drop_slider = w.FloatSlider(
-            value=float(min_drop),
-            min=0.0,
-            max=1.0,
-            step=0.01,
-            readout_format=".2f",
-            description="min_drop (a)",
-            continuous_update=False,
-            style=wide,
-        )
-        self.max_tags_slider = w.IntSlider(
-            value=int(max_tags),
-            min=1,
-            max=max(int(max_tags), _necessity_depth(necessity)),
-            description="max_tags (l)",
-            continuous_update=False,
-            style=wide,
-        )
-        self.class_picker = w.Dropdown(description="class", options=[], style=wide)
-        self.mode_picker = w.Select(
-            description="mode",
-            options=[],
-            rows=6,
-            style=wide,
-            layout=w.Layout(width="auto", max_width="960px"),
-        )
-        self.reseed_button = w.Button(
-            description="new random images",
-            icon="refresh",
-            tooltip="draw other images",
-            layout=w.Layout(width="auto"),
-        )
+        self.class_picker = w.Dropdown(description="class", options=[], style=_WIDE)
+        self.mode_picker = w.Select(description="mode", options=[], rows=6, style=_WIDE,
+                                    layout=w.Layout(width="auto", max_width="960px"))
+        self.reseed_button = w.Button(description="new random images", icon="refresh",
+                                      tooltip="draw other images", layout=w.Layout(width="auto"))
         self.status = w.HTML()
         self.info = w.HTML(layout=w.Layout(flex="1 1 0%", min_width="320px"))
         self.chart = w.Image(format="png", layout=w.Layout(max_width="480px"))
-        grid_layout = {
-            "grid_template_columns": f"repeat({self.columns}, {self.thumb_size + 10}px)",
-            "grid_gap": "4px",
-        }
-        self.mode_grid = w.GridBox(layout=w.Layout(**grid_layout))
-        self.other_grid = w.GridBox(layout=w.Layout(**grid_layout))
+        grid = {"grid_template_columns": f"repeat({self.columns}, {self.thumb_size + 10}px)",
+                "grid_gap": "4px"}
+        self.mode_grid = w.GridBox(layout=w.Layout(**grid))
+        self.other_grid = w.GridBox(layout=w.Layout(**grid))
         self.mode_grid_title = w.HTML()
         self.other_grid_title = w.HTML()
-        self.widget = w.VBox(
+        self.widget = self._layout()
+        self._observe()
+
+    def _layout(self) -> w.VBox:
+        row = w.Layout(flex_flow="row wrap")
+        box = w.VBox(
             [
-                w.HTML("<h3 style='margin:0'>PRIME failure-mode explorer</h3>"),
-                w.HBox(
-                    [self.min_size_slider, self.min_drop_slider, self.max_tags_slider],
-                    layout=w.Layout(flex_flow="row wrap"),
-                ),
+                w.HTML(ex.header_html()),
+                w.HBox([self.min_size_slider, self.min_drop_slider, self.max_tags_slider],
+                       layout=row),
                 w.HBox([self.class_picker, self.status]),
                 self.mode_picker,
-                w.HBox([self.info, self.chart], layout=w.Layout(flex_flow="row wrap")),
+                w.HBox([self.info, self.chart], layout=row),
                 w.HBox([self.reseed_button]),
-                w.HBox(
-                    [
-                        w.VBox([self.mode_grid_title, self.mode_grid]),
-                        w.VBox([self.other_grid_title, self.other_grid]),
-                    ],
-                    layout=w.Layout(flex_flow="row wrap", grid_gap="24px"),
-                ),
+                w.HBox([w.VBox([self.mode_grid_title, self.mode_grid]),
+                        w.VBox([self.other_grid_title, self.other_grid])],
+                       layout=w.Layout(flex_flow="row wrap", grid_gap="24px")),
             ],
             layout=w.Layout(width="100%"),
         )
-        self.widget.add_class("primekit-explorer")
+        box.add_class("primekit-explorer")
+        return box
 
+    def _observe(self) -> None:
         for slider in (self.min_size_slider, self.min_drop_slider, self.max_tags_slider):
             slider.observe(self._on_settings, names="value")
         self.class_picker.observe(self._on_class, names="value")
         self.mode_picker.observe(self._on_mode, names="value")
         self.reseed_button.on_click(self.reseed)
-        self._sync_pickers(previous=None)
 
     # -----------------------------------------------------------------------------------------
-    # construction from a run directory
+    # construction from a run folder
 
     @classmethod
     def from_run(
@@ -347,56 +237,34 @@ class FailureModeExplorer:
         threshold: float | Mapping[str, float] | None = None,
         **options: Any,
     ) -> FailureModeExplorer:
-        """An explorer over a run directory (``primekit demo --out DIR``) or a loaded :class:`Run`.
+        """An explorer over a run folder (``primekit demo --out DIR``) or a loaded :class:`Run`.
 
         The search settings the run recorded in ``summary.json`` (``"search"``: ``min_size``,
         ``min_drop``, ``max_tags``, ``min_tag_count``, ``necessity``; see
-        :func:`primekit.report.search_settings`) are the defaults, so the explorer starts on the
-        run's own failure modes; ``options`` (any keyword of the constructor) override them.
-        ``split`` and ``threshold`` go to :func:`primekit.report.load_run`. The run is kept as
+        :func:`primekit.run_folder.search_settings`) are the defaults, so the explorer starts on
+        the run's own failure modes; ``options`` (any keyword of the constructor) override them.
+        ``split`` and ``threshold`` go to :func:`primekit.run_folder.load_run`. The run is kept as
         the attribute ``run``.
         """
         run = path if isinstance(path, Run) else load_run(path, split=split, threshold=threshold)
         for key, value in search_settings(run.summary).items():
-            if key in ("min_size", "min_drop", "max_tags", "min_tag_count", "necessity"):
+            if key in _SEARCH_OPTIONS:
                 options.setdefault(key, value)
-        predictions = run.samples["pred"] if "pred" in run.samples.columns else None
-        explorer = cls(
-            run.tags, run.labels, run.correct, images=run.images, predictions=predictions, **options
-        )
+        explorer = cls(run, images=run.images, predictions=run.predictions, **options)
         explorer.run = run
         return explorer
-
-    def _aligned(self, values: pd.Series | None, argument: str) -> pd.Series | None:
-        if values is None:
-            return None
-        if not isinstance(values, pd.Series):
-            raise TypeError(
-                f"{argument}: expected a pandas Series indexed by sample id, "
-                f"got {type(values).__name__}"
-            )
-        missing = self.tags.index.difference(values.index)
-        if len(missing):
-            raise ValueError(
-                f"{argument}: {len(missing)} sample id(s) of tags are missing, e.g. {missing[0]!r}"
-            )
-        return values.reindex(self.tags.index)
 
     # -----------------------------------------------------------------------------------------
     # pure computations
 
     def search(self, *, min_size: int, min_drop: float, max_tags: int) -> pd.DataFrame:
         """Failure modes at these settings (the explorer's data and other settings)."""
-        return find_failure_modes(
-            self.tags,
-            self.labels,
-            self.correct,
-            min_size=min_size,
-            min_drop=min_drop,
-            max_tags=max_tags,
-            necessity=self.necessity,
-            min_tag_count=self.min_tag_count,
-        )
+        modes, _ = self._search(min_size=min_size, min_drop=min_drop, max_tags=max_tags)
+        return modes
+
+    def _search(self, **settings: Any) -> tuple[pd.DataFrame, float]:
+        return ex.timed_search(self.split, necessity=self.necessity,
+                               min_tag_count=self.min_tag_count, **settings)
 
     def class_modes(self, cls: Any) -> pd.DataFrame:
         """Rows of ``modes_`` for class ``cls`` (index = row position in ``modes_``)."""
@@ -407,12 +275,10 @@ class FailureModeExplorer:
 
         The same seed gives the same images; different seeds give independent samples.
         """
-        inside = mode_members(self.tags, self.labels, cls=cls, mode_tags=mode_tags)
-        outside = mode_members(self.tags, self.labels, cls=cls, mode_tags=()).difference(
-            inside, sort=False
-        )
-        rng = np.random.default_rng([int(seed), 1])
-        return _sample(inside, self.n_images, rng), _sample(outside, self.n_images, rng)
+        inside = self.data.members(cls, mode_tags)
+        whole = self.data.members(cls)
+        return ex.pick_images(inside, whole.difference(inside, sort=False), self.n_images,
+                              seed=seed)
 
     # -----------------------------------------------------------------------------------------
     # callbacks and their effects
@@ -423,64 +289,39 @@ class FailureModeExplorer:
     def refresh(self) -> None:
         """Re-run the search at the sliders' settings and update the pickers and the view."""
         previous = self.mode_
-        started = time.perf_counter()
-        self.modes_ = self.search(
+        self.modes_, self.search_seconds_ = self._search(
             min_size=int(self.min_size_slider.value),
             min_drop=float(self.min_drop_slider.value),
             max_tags=int(self.max_tags_slider.value),
         )
-        self.search_seconds_ = time.perf_counter() - started
         self._sync_pickers(previous=previous)
+
+    def _set_quietly(self, picker: w.ValueWidget, options: list, value: Any) -> None:
+        """Set a picker's options and value without running its callback."""
+        self._syncing = True
+        try:
+            picker.options = options
+            picker.value = value
+        finally:
+            self._syncing = False
 
     def _sync_pickers(self, previous: Mapping[str, Any] | None) -> None:
         """Fill both pickers from ``modes_``, keeping the previous class and mode when they exist."""
-        counts = self.modes_["class"].value_counts()
         current = self.class_picker.value if self.class_picker.options else None
         if previous is not None:
             current = previous["class"]
-        if current is None or current not in self.classes_:
-            with_modes = [c for c in self.classes_ if counts.get(c, 0) > 0]
-            current = with_modes[0] if with_modes else (self.classes_[0] if self.classes_ else None)
-        self._syncing = True
-        try:
-            self.class_picker.options = [
-                (f"{c} ({_plural(int(counts.get(c, 0)), 'mode')})", c) for c in self.classes_
-            ]
-            self.class_picker.value = current
-        finally:
-            self._syncing = False
+        current = ex.initial_class(self.classes_, self.modes_, current)
+        self._set_quietly(self.class_picker, ex.class_options(self.classes_, self.modes_), current)
         self._fill_modes(keep=previous)
-        n_classes = int((counts > 0).sum())
-        self.status.value = (
-            f"<span style='margin-left:1em'><b>{len(self.modes_)}</b> failure modes in "
-            f"<b>{n_classes}</b> classes (search: {1000 * self.search_seconds_:.0f} ms)</span>"
-        )
+        self.status.value = str(ex.html().status(
+            n_modes=len(self.modes_), n_classes=int(self.modes_["class"].nunique()),
+            milliseconds=f"{1000 * self.search_seconds_:.0f}",
+        ))
 
     def _fill_modes(self, keep: Mapping[str, Any] | None = None) -> None:
-        rows = self.class_modes(self.class_picker.value)
-        options = [
-            (
-                f"{' + '.join(r['tags'])}  —  {_pct(r['accuracy'])} vs {_pct(r['class_accuracy'])}"
-                f"  (n={int(r['size'])})",
-                int(i),
-            )
-            for i, r in zip(rows.index, rows.to_dict("records"), strict=True)
-        ]
-        value = options[0][1] if options else None
-        if keep is not None:
-            same = [
-                i
-                for i, r in zip(rows.index, rows["tags"], strict=True)
-                if tuple(r) == tuple(keep["tags"])
-            ]
-            if same:
-                value = int(same[0])
-        self._syncing = True
-        try:
-            self.mode_picker.options = options
-            self.mode_picker.value = value
-        finally:
-            self._syncing = False
+        cls = self.class_picker.value
+        value = ex.kept_mode(self.modes_, cls, keep)
+        self._set_quietly(self.mode_picker, ex.mode_options(self.modes_, cls), value)
         self.show_mode(value)
 
     def _on_class(self, change: Mapping[str, Any]) -> None:
@@ -493,34 +334,9 @@ class FailureModeExplorer:
 
     def show_mode(self, row: int | None) -> None:
         """Show mode ``row`` of ``modes_`` (None: the class has no mode at these settings)."""
-        cls = self.class_picker.value
-        if row is None:
-            self.mode_ = None
-            self.subsets_ = None
-            self.mode_ids_ = pd.Index([])
-            self.other_ids_ = mode_members(self.tags, self.labels, cls=cls, mode_tags=())
-            n = len(self.other_ids_)
-            acc = self.correct.loc[self.other_ids_].mean() if n else float("nan")
-            self.info.value = (
-                f"<p>No failure mode of class <b>{html.escape(str(cls))}</b> at these settings "
-                f"({n} images, accuracy {_pct(acc)}). Try a smaller <code>min_size</code> or "
-                f"<code>min_drop</code>.</p>"
-            )
-            self.chart.value = b""
-        else:
-            mode = self.modes_.loc[row].to_dict()
-            self.mode_ = mode
-            self.subsets_ = subset_accuracies(
-                self.tags, self.labels, self.correct, cls=mode["class"], mode_tags=mode["tags"]
-            )
-            self.mode_ids_ = mode_members(
-                self.tags, self.labels, cls=mode["class"], mode_tags=mode["tags"]
-            )
-            self.other_ids_ = mode_members(
-                self.tags, self.labels, cls=mode["class"], mode_tags=()
-            ).difference(self.mode_ids_, sort=False)
-            self.info.value = self._info_html(mode)
-            self.chart.value = self._chart_png()
+        self._view = ex.mode_view(self.data, self.modes_, row, self.class_picker.value)
+        self.info.value = self._view.info
+        self.chart.value = b"" if self.mode_ is None else self._chart_png()
         self._show_images()
 
     def reseed(self, _button: Any = None) -> None:
@@ -535,10 +351,9 @@ class FailureModeExplorer:
         kind of example); when there is no mode at all, nothing changes.
         """
         if row is None:
-            if self.modes_.empty:
+            row = ex.strongest_mode(self.modes_)
+            if row is None:
                 return self
-            order = self.modes_.sort_values(["n_tags", "drop"], kind="stable")
-            row = int(order.index[-1])
         if isinstance(row, bool) or not isinstance(row, Integral) or row not in self.modes_.index:
             raise ValueError(
                 f"row: expected a row of modes_ (0..{len(self.modes_) - 1}), got {row!r}"
@@ -551,9 +366,11 @@ class FailureModeExplorer:
         """Draw the selected mode against each subset of its tags (paper Fig. 3); returns ``ax``.
 
         See :func:`primekit.plots.plot_subset_accuracies`; the dotted red line is the failure
-        threshold (class accuracy - ``min_drop``). Without a selected mode (the class has none at these
-        settings) the axes say so.
+        threshold (class accuracy - ``min_drop``). Without a selected mode (the class has none at
+        these settings) the axes say so.
         """
+        from .plots import plot_subset_accuracies  # matplotlib: only when plotting
+
         if self.mode_ is None or self.subsets_ is None:
             if ax is None:
                 import matplotlib.pyplot as plt
@@ -562,17 +379,12 @@ class FailureModeExplorer:
             ax.text(0.5, 0.5, "no failure mode at these settings", ha="center", va="center")
             ax.set_axis_off()
             return ax
-        from .plots import plot_subset_accuracies
-
-        ax = plot_subset_accuracies(
-            self.subsets_,
-            class_accuracy=float(self.mode_["class_accuracy"]),
-            title=str(self.mode_["description"]),
-            ax=ax,
-        )
+        class_accuracy = float(self.mode_["class_accuracy"])
+        ax = plot_subset_accuracies(self.subsets_, class_accuracy=class_accuracy,
+                                    title=str(self.mode_["description"]), ax=ax)
         # the failure threshold: a mode's accuracy is at most class accuracy - min_drop
-        threshold = float(self.mode_["class_accuracy"]) - float(self.min_drop_slider.value)
-        ax.axvline(threshold, color=_BAD, linestyle=":", linewidth=1)
+        threshold = class_accuracy - float(self.min_drop_slider.value)
+        ax.axvline(threshold, color=ex.BAD, linestyle=":", linewidth=1)
         return ax
 
     def summary(self) -> dict[str, Any]:
@@ -594,39 +406,8 @@ class FailureModeExplorer:
     # -----------------------------------------------------------------------------------------
     # rendering
 
-    def _info_html(self, mode: Mapping[str, Any]) -> str:
-        e = html.escape
-        n_class = int(self.class_sizes_.get(mode["class"], 0))
-        tags = "".join(
-            f"<code style='background:#eef;padding:0 4px;margin-right:4px'>{e(str(t))}</code>"
-            for t in mode["tags"]
-        )
-        margin = mode["necessity_margin"]
-        margin_text = (
-            ""
-            if margin is None or math.isnan(float(margin))
-            else (f"; removing any one tag raises accuracy by at least {_pct(margin)}")
-        )
-        return (
-            f"<p style='font-size:1.1em'><b>{e(str(mode['description']))}</b></p>"
-            f"<p>class <b>{e(str(mode['class']))}</b> &middot; tags {tags}</p>"
-            f"<p><b style='color:{_BAD}'>{_pct(mode['accuracy'])}</b> accuracy on "
-            f"<b>{int(mode['size'])}</b> of the class's {n_class} images, vs "
-            f"<b style='color:{_GOOD}'>{_pct(mode['class_accuracy'])}</b> on the whole class "
-            f"(drop {_pct(mode['drop'])}){margin_text}.</p>"
-        )
-
     def _chart_png(self) -> bytes:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(4.8, 0.28 * len(self.subsets_) + 1.0), dpi=90)
-        FigureCanvasAgg(fig)
-        self.plot_subsets(ax=fig.add_subplot())
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        return buf.getvalue()
+        return ex.chart_png(self.plot_subsets, len(self.subsets_))
 
     def _thumb(self, sid: Any) -> bytes:
         path = self.images.loc[sid] if self.images is not None else None
@@ -635,62 +416,44 @@ class FailureModeExplorer:
             self._thumbs[key] = thumbnail_bytes(path, size=self.thumb_size)
         return self._thumbs[key]
 
-    def _cell(self, sid: Any) -> Any:
-        import ipywidgets as w
-
+    def _cell(self, sid: Any) -> w.VBox:
         ok = bool(self.correct.loc[sid])
-        image = w.Image(
-            value=self._thumb(sid),
-            format="png",
-            width=self.thumb_size,
-            height=self.thumb_size,
-            layout=w.Layout(border=f"3px solid {_GOOD if ok else _BAD}"),
-        )
-        pred = f" {self.predictions.loc[sid]}" if self.predictions is not None else ""
-        caption = w.HTML(
-            f"<div style='font-size:11px;text-align:center;line-height:1.2;white-space:nowrap;"
-            f"overflow:hidden;text-overflow:ellipsis;width:{self.thumb_size + 6}px' "
-            f"title='{html.escape(str(sid))}'>"
-            f"{'&#10003;' if ok else '&#10007;'}{html.escape(str(pred))}</div>"
-        )
+        image = w.Image(value=self._thumb(sid), format="png", width=self.thumb_size,
+                        height=self.thumb_size,
+                        layout=w.Layout(border=f"3px solid {ex.GOOD if ok else ex.BAD}"))
+        pred = self.predictions.loc[sid] if self.predictions is not None else None
+        caption = w.HTML(str(ex.html().caption(sample_id=sid, ok=ok, pred=pred,
+                                               width=self.thumb_size + 6)))
         cell = w.VBox([image, caption], layout=w.Layout(align_items="center"))
         cell.add_class("primekit-thumb")
         return cell
 
     def _show_images(self) -> None:
-        cls = self.class_picker.value
-        tags = self.mode_["tags"] if self.mode_ is not None else ()
-        if self.mode_ is None:
-            inside: list = []
-            outside = _sample(
-                self.other_ids_, self.n_images, np.random.default_rng([self.seed_, 1])
-            )
-        else:
-            inside, outside = self.pick_images(cls, tags, seed=self.seed_)
-        self.shown_mode_ids_, self.shown_other_ids_ = inside, outside
+        inside = self.mode_ids_ if self.mode_ is not None else None
+        self.shown_mode_ids_, self.shown_other_ids_ = ex.pick_images(
+            inside, self.other_ids_, self.n_images, seed=self.seed_
+        )
         if self.images is None:
-            self.mode_grid_title.value = "<i>no image paths given (images=...)</i>"
+            self.mode_grid_title.value = str(ex.html().no_images())
             self.other_grid_title.value = ""
             self.mode_grid.children, self.other_grid.children = (), ()
             return
-        acc_in = self.correct.loc[self.mode_ids_].mean() if len(self.mode_ids_) else float("nan")
-        acc_out = self.correct.loc[self.other_ids_].mean() if len(self.other_ids_) else float("nan")
-        self.mode_grid_title.value = (
-            f"<b>In the mode</b>: {len(inside)} random of {len(self.mode_ids_)} "
-            f"(accuracy {_pct(acc_in)})"
-        )
-        self.other_grid_title.value = (
-            f"<b>Same class, outside the mode</b>: {len(outside)} random of "
-            f"{len(self.other_ids_)} (accuracy {_pct(acc_out)})"
-        )
-        self.mode_grid.children = tuple(self._cell(s) for s in inside)
-        self.other_grid.children = tuple(self._cell(s) for s in outside)
+        for title, heading, shown, ids in (
+            (self.mode_grid_title, "In the mode", self.shown_mode_ids_, self.mode_ids_),
+            (self.other_grid_title, "Same class, outside the mode", self.shown_other_ids_,
+             self.other_ids_),
+        ):
+            title.value = str(ex.html().grid_title(heading=heading, shown=len(shown),
+                                                   total=len(ids),
+                                                   accuracy=self.data.accuracy(ids)))
+        self.mode_grid.children = tuple(self._cell(s) for s in self.shown_mode_ids_)
+        self.other_grid.children = tuple(self._cell(s) for s in self.shown_other_ids_)
 
     # -----------------------------------------------------------------------------------------
     # display
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from IPython.display import display  # IPython is there whenever this is called
 
         display(self.widget)
 

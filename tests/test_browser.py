@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from test_report import make_run_dir
 
-from primekit.report import load_run
+from primekit.run_folder import load_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
 from test_report import EVIL_TAG, make_run_dir
 
-import primekit
-from primekit.explore import FailureModeExplorer, ensure_run
+from primekit.explore import FailureModeExplorer
+from primekit.run_folder import load_run
 
 
 def brute_force_modes(tags, labels, correct, *, min_size, min_drop, max_tags, necessity):
@@ -168,7 +167,7 @@ def test_markup_in_tags_is_escaped(explorer):
 
 
 def test_works_without_images(run_dir):
-    run = primekit.report.load_run(run_dir)
+    run = load_run(run_dir)
     explorer = FailureModeExplorer(run.tags, run.labels, run.correct, min_size=10)
     assert explorer.mode_ is not None
     assert explorer.mode_grid.children == ()
@@ -185,7 +184,7 @@ def test_displays_as_its_widget(explorer):
 
 
 def test_bad_arguments_name_themselves(run_dir):
-    run = primekit.report.load_run(run_dir)
+    run = load_run(run_dir)
     with pytest.raises(ValueError, match="n_images"):
         FailureModeExplorer(run.tags, run.labels, run.correct, n_images=0)
     with pytest.raises(ValueError, match="min_drop"):
@@ -226,56 +225,3 @@ def test_select_mode_sets_both_pickers_and_plots_it(explorer):
     numbers = explorer.summary()
     assert numbers["n_failure_modes"] == 0 and numbers["shown_mode"] is None
     assert numbers["min_drop"] == 1.0
-
-
-@pytest.fixture()
-def fake_demo(monkeypatch):
-    """primekit.demo.run_demo replaced by the synthetic run maker; records its calls."""
-    import sys
-    import types
-
-    calls = []
-
-    def run_demo(out, *, smoke=False):
-        calls.append((out, smoke))
-        make_run_dir(out)
-        summary = json.loads((out / "summary.json").read_text())
-        (out / "summary.json").write_text(json.dumps({**summary, "smoke": smoke}))
-
-    fake = types.ModuleType("primekit.demo")
-    fake.run_demo = run_demo
-    monkeypatch.setitem(sys.modules, "primekit.demo", fake)
-    return calls
-
-
-def test_ensure_run_keeps_an_existing_run(run_dir, fake_demo):
-    assert ensure_run(run_dir) == run_dir
-    assert ensure_run(run_dir, smoke=True) == run_dir
-    assert fake_demo == []
-
-
-def test_ensure_run_creates_a_missing_run_with_the_demo(tmp_path, fake_demo):
-    fresh = tmp_path / "fresh"
-    assert ensure_run(fresh) == fresh
-    assert fake_demo == [(fresh, False)]
-    assert ensure_run(fresh) == fresh and len(fake_demo) == 1
-
-
-def test_ensure_run_keeps_smoke_runs_out_of_the_run_dir(tmp_path, fake_demo, monkeypatch):
-    monkeypatch.setenv("PRIMEKIT_HOME", str(tmp_path / "home"))
-    wanted = tmp_path / "runs" / "demo"
-    got = ensure_run(wanted, smoke=True)
-    assert got == tmp_path / "home" / "runs" / "demo-smoke"
-    assert not wanted.exists()
-    assert ensure_run(wanted, smoke=True) == got and len(fake_demo) == 1  # made once
-
-
-def test_ensure_run_rebuilds_a_smoke_run_for_a_full_one(tmp_path, fake_demo):
-    smoky = tmp_path / "smoky"
-    make_run_dir(smoky)
-    summary = json.loads((smoky / "summary.json").read_text())
-    # as primekit.demo records it
-    (smoky / "summary.json").write_text(json.dumps({**summary, "world": {"smoke": True}}))
-    assert ensure_run(smoky, smoke=True) == smoky and fake_demo == []
-    assert ensure_run(smoky) == smoky
-    assert fake_demo == [(smoky, False)]

@@ -12,15 +12,10 @@ import pandas as pd
 import pytest
 
 import primekit
+from primekit._render import thumbnail_bytes
 from primekit.io import write_table
-from primekit.report import (
-    load_run,
-    mode_members,
-    render_report,
-    search_settings,
-    thumbnail_bytes,
-    write_report,
-)
+from primekit.report import render_report, write_report
+from primekit.run_folder import load_run
 from primekit.search import write_modes
 
 EVIL_TAG = "<script>alert(1)</script>"
@@ -154,83 +149,7 @@ def parse(text: str) -> Page:
 
 
 # ---------------------------------------------------------------------------------------------
-# the run directory
-
-
-def test_load_run_aligns_samples_tags_and_modes(run_dir):
-    run = load_run(run_dir)
-    assert run.samples.index.equals(run.tags.index)
-    assert run.tags.dtypes.eq(bool).all()
-    assert EVIL_TAG in run.tags.columns
-    assert run.summary["search"]["min_size"] == 10
-    assert all(isinstance(t, tuple) for t in run.modes["tags"])
-    assert ("cat", ("night",)) in set(zip(run.modes["class"], run.modes["tags"], strict=True))
-    assert ("dog", ("grass", "water")) in set(
-        zip(run.modes["class"], run.modes["tags"], strict=True)
-    )
-    # relative image paths are resolved against the run directory
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in run.images)
-    assert [p.name for p in run.figures] == ["02_overview.png"]
-
-
-def test_load_run_keeps_one_split(run_dir):
-    assert len(load_run(run_dir, split="test").samples) == len(load_run(run_dir).samples)
-    with pytest.raises(ValueError, match="split"):
-        load_run(run_dir, split="train")
-
-
-def test_load_run_follows_the_recorded_search_settings(run_dir, tmp_path):
-    import shutil
-
-    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    summary = json.loads((copy / "summary.json").read_text())
-    summary["search"].update(split="test", threshold=0.95)
-    (copy / "summary.json").write_text(json.dumps(summary))
-    run = load_run(copy)
-    assert not run.tags.to_numpy().any()  # every score is 0.2 or 0.9 < 0.95
-    assert search_settings(run.summary) == {
-        "min_size": 10,
-        "min_drop": 0.3,
-        "max_tags": 3,
-        "split": "test",
-        "threshold": 0.95,
-        "necessity": {2: 0.1, 3: 0.05},
-    }
-    summary["search"]["split"] = "val"
-    (copy / "summary.json").write_text(json.dumps(summary))
-    with pytest.raises(ValueError, match="split: no sample has split 'val'"):
-        load_run(copy)
-    assert len(load_run(copy, split="test").samples) == 180
-
-
-def test_load_run_leaves_out_splits_that_were_never_tagged(run_dir, tmp_path):
-    import shutil
-
-    copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    samples = pd.read_parquet(copy / "samples.parquet")
-    held_out = samples.assign(id="h" + samples["id"], split="heldout")
-    write_table(pd.concat([samples, held_out]), copy / "samples.parquet")
-    run = load_run(copy)
-    assert len(run.samples) == len(samples) and set(run.samples["split"]) == {"test"}
-    assert len(load_run(copy, split="heldout").samples) == len(samples)
-
-
-def test_load_run_names_the_missing_piece(tmp_path):
-    with pytest.raises(ValueError, match="path: run directory .* does not exist"):
-        load_run(tmp_path / "nope")
-    tmp_path.joinpath("empty").mkdir()
-    with pytest.raises(ValueError, match="samples.parquet is missing"):
-        load_run(tmp_path / "empty")
-
-
-def test_mode_members_are_the_class_samples_with_every_tag(run_dir):
-    run = load_run(run_dir)
-    ids = mode_members(run.tags, run.labels, cls="dog", mode_tags=("grass", "water"))
-    expected = run.samples.index[(run.labels == "dog") & run.tags["grass"] & run.tags["water"]]
-    assert list(ids) == list(expected)
-    assert len(mode_members(run.tags, run.labels, cls="dog", mode_tags=())) == 60
-    with pytest.raises(ValueError, match="mode_tags"):
-        mode_members(run.tags, run.labels, cls="dog", mode_tags=("lava",))
+# pieces of the report
 
 
 def test_thumbnails_never_fail(tmp_path):
