@@ -98,20 +98,38 @@ class ModeColumn:
         Key of :data:`FORMATS`; every kind but ``"text"`` and ``"tags"`` sorts as a number.
     card : bool
         Also listed under the mode card's sentence (the core numbers are in the sentence).
+    upper : str, optional
+        Column of the upper end of an interval whose lower end is ``key``: the cell reads
+        ``"low – high"`` (each end formatted by ``kind``) and sorts by the lower end.
+
+    Examples
+    --------
+    A q-value and an interval, shown wherever a mode table has these columns::
+
+        MODE_COLUMNS.append(ModeColumn("q_value", "q-value", "number", card=True))
+        MODE_COLUMNS.append(
+            ModeColumn("accuracy_low", "accuracy 95% CI", "pct", card=True, upper="accuracy_high")
+        )
     """
 
     key: str
     label: str
     kind: str = "text"
     card: bool = False
+    upper: str | None = None
 
     @property
     def numeric(self) -> bool:
         return self.kind not in ("text", "tags")
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The mode-table columns this column shows."""
+        return (self.key,) if self.upper is None else (self.key, self.upper)
+
     def text(self, mode: Mapping[str, Any]) -> str:
         """The cell of ``mode`` in this column."""
-        return FORMATS[self.kind](mode[self.key])
+        return " – ".join(FORMATS[self.kind](mode[key]) for key in self.keys)
 
     def sort_value(self, mode: Mapping[str, Any]) -> str:
         """What the report's table sorts by: a plain number ('' for NaN), or the text."""
@@ -140,7 +158,7 @@ MODE_COLUMNS: list[ModeColumn] = [
 def mode_columns(columns: Iterable[str]) -> list[ModeColumn]:
     """The entries of :data:`MODE_COLUMNS` whose key is among ``columns`` (a table's columns)."""
     present = set(columns)
-    return [c for c in MODE_COLUMNS if c.key in present]
+    return [c for c in MODE_COLUMNS if set(c.keys) <= present]
 
 
 _ENV = jinja2.Environment(
@@ -188,7 +206,7 @@ def mode_card(
     margin = mode.get("necessity_margin")
     if margin is not None and math.isnan(float(margin)):
         margin = None
-    extra = [c for c in MODE_COLUMNS if c.card and c.key in mode]
+    extra = [c for c in mode_columns(mode) if c.card]
     return Markup(
         render(
             "mode_card.html.j2",

@@ -263,3 +263,31 @@ def test_cli_writes_the_report(run_dir, tmp_path, capsys):
     assert out.is_file() and re.search(r"<table class=\"modes\">", out.read_text())
     assert main(["report", "--run", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_new_mode_columns_reach_the_table_and_both_mode_cards(run_dir, monkeypatch):
+    """One ModeColumn added to the list shows a new column in the report and the explorer."""
+    from primekit import _render
+    from primekit.explore import FailureModeExplorer
+
+    columns = [
+        *_render.MODE_COLUMNS,
+        _render.ModeColumn("q_value", "q-value", "number", card=True),
+        _render.ModeColumn("accuracy_low", "accuracy CI", "pct", card=True, upper="accuracy_high"),
+    ]
+    monkeypatch.setattr(_render, "MODE_COLUMNS", columns)
+    run = load_run(run_dir)
+    plain = parse(render_report(run))
+    assert "q-value" not in " ".join(plain.text)  # a table without the columns: as before
+    run.modes = run.modes.assign(q_value=0.0123, accuracy_low=0.1, accuracy_high=0.25)
+    page = parse(render_report(run))
+    heads = [a for t, a in page.tags if t == "th" and "title" in a]
+    assert len(heads) == 11
+    text = " ".join(page.text)
+    assert "q-value" in text and "0.0123" in text and "10.0% – 25.0%" in text
+    cards = [a for t, a in page.tags if t == "p" and a.get("class") == "pk-card-extra"]
+    assert len(cards) == len(run.modes)
+    explorer = FailureModeExplorer.from_run(run, n_images=2)
+    explorer.modes_ = run.modes  # as if the search had computed them
+    explorer.show_mode(0)
+    assert "pk-card-extra" in explorer.info.value and "10.0% – 25.0%" in explorer.info.value
