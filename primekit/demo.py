@@ -286,7 +286,7 @@ def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes:
     top = modes.head(n_grid_modes)
     images = [world.mode_images("val", c, t, n=6, matrix=matrix) for c, t in zip(top["class"], top["tags"], strict=False)]
     if len(top):
-        fig = plot_mode_grid(top, images)
+        fig = plot_mode_grid(top, images)[0, 0].figure
         fig.savefig(fig_dir / "demo_mode_grid.png", dpi=110)
         plt.close(fig)
     # Fig. 3: the mode with most tags (largest drop among them) against all its subsets

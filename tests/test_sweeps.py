@@ -135,7 +135,7 @@ def test_plots_take_and_return_axes():
     assert plots.plot_sweep_heatmap(summary, value="n_modes", ax=ax) is ax
     recovered = sweeps.sweep_recovered(split(data), split(planted(seed=1)), grid=grid, max_tags=2)
     fig, axes = plt.subplots(1, 2)
-    drawn = plots.plot_generalization_panels(recovered, points=grid[:2], axes=axes)
+    drawn = plots.plot_generalization_panels(recovered, points=grid[:2], ax=axes)
     assert list(drawn) == list(axes)
     comparison = sweeps.compare_search_methods(*data, repeat=1, min_size=20, max_tags=2)
     fig, ax = plt.subplots()

@@ -1,5 +1,5 @@
-"""Plots of the paper's evaluation (Fig. 4, 5, 9/10, Table 2). Each takes ``ax=`` and returns it;
-none shows or saves."""
+"""Plots of the paper's evaluation (Fig. 4, 5, 9/10, Tables 1/2), in the convention of
+:mod:`primekit.plots`: each takes ``ax=`` and returns it; none shows or saves."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
 from ._base import _axes, _require
 
 __all__ = [
     "plot_description_quality",
+    "plot_quality_distribution",
     "plot_generalization",
     "plot_tag_combinations",
     "plot_combination_accuracies",
@@ -52,10 +54,45 @@ def plot_description_quality(summary: pd.DataFrame, *, ax: Axes | None = None) -
     return ax
 
 
+def plot_quality_distribution(
+    quality: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    column: str = "auroc",
+    ax: Axes | None = None,
+) -> Axes:
+    """Fig. 5 per mode: the spread of one description-quality value over each method's modes.
+
+    Parameters
+    ----------
+    quality : DataFrame from :func:`primekit.metrics.description_quality`, or a mapping
+        method name -> such a DataFrame (the input of ``summarize_description_quality``).
+    column : ``"auroc"`` (default; chance level 0.5 is drawn), ``"mean"`` or ``"std"``
+    """
+    tables = {"all": quality} if isinstance(quality, pd.DataFrame) else dict(quality)
+    if not tables:
+        raise ValueError("quality: no table given")
+    for name, table in tables.items():
+        _require(table, f"quality[{name!r}]", [column])
+    values = [t[column].dropna().to_numpy(float) for t in tables.values()]
+    ax = _axes(ax, (6, 3.5))
+    # matplotlib's own box plot: seaborn 0.13's passes an argument matplotlib 3.11 deprecates
+    ax.boxplot(values, positions=np.arange(len(values)), widths=0.5,
+               medianprops={"color": "C1"})
+    ax.set_xticks(np.arange(len(values)), [str(n) for n in tables])
+    if column == "auroc":
+        ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    labels = {"auroc": "AUROC inside vs outside (same class)", "mean": "mean similarity",
+              "std": "std of similarity"}
+    ax.set_xlabel("")
+    ax.set_ylabel(labels.get(column, column))
+    return ax
+
+
 def plot_generalization(
     recovered: pd.DataFrame,
     *,
     min_test_drop: float | None = 0.25,
+    fit: bool = True,
     ax: Axes | None = None,
 ) -> Axes:
     """Fig. 9/10: drop on the data the modes were found on vs drop on unseen data, with y = x.
@@ -65,6 +102,10 @@ def plot_generalization(
     recovered : DataFrame from :func:`primekit.metrics.recover_groups` (``drop``, ``test_drop``;
         points sized by ``test_size`` when present). Modes with an empty unseen group are left out.
     min_test_drop : draw a horizontal guide at this test drop (None: no guide).
+    fit : bool, default True
+        Draw the least-squares line of test drop on train drop with its 95% bootstrap band
+        (seaborn's ``regplot``, seeded), the trend the paper reads against y = x; drawn when
+        there are at least 3 points and both drops vary.
     """
     _require(recovered, "recovered", ["drop", "test_drop"])
     ax = _axes(ax)
@@ -77,6 +118,10 @@ def plot_generalization(
     lo = min(0.0, float(values.min())) if len(values) else 0.0
     hi = max(1.0, float(values.max())) if len(values) else 1.0
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="y = x")
+    if fit and len(shown) >= 3 and shown["drop"].std() > 0 and shown["test_drop"].std() > 0:
+        sns.regplot(x=shown["drop"].to_numpy(float), y=shown["test_drop"].to_numpy(float),
+                    scatter=False, ci=95, seed=0, color="C0", label="least-squares fit",
+                    line_kws={"linewidth": 1}, ax=ax)
     if min_test_drop is not None:
         ax.axhline(min_test_drop, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("accuracy drop (search data)")

@@ -1,14 +1,17 @@
-"""Plots of failure modes (paper Fig. 1/3 style). Functions take ``ax=``/``fig=`` and return it;
-they never show or save (the caller, usually a notebook, saves with its own file name)."""
+"""Plots of failure modes (paper Fig. 1/3 style), in the convention of :mod:`primekit.plots`:
+each takes ``ax=`` and returns the Axes drawn on (an array of them for a grid of panels)."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 
-from ._base import _figure
+from ._base import _axes, _panels, _require
 
 __all__ = [
     "plot_image_grid",
@@ -20,14 +23,18 @@ __all__ = [
 ]
 
 
+def _tag_text(tags: str | Sequence[str]) -> str:
+    return tags if isinstance(tags, str) else " + ".join(tags)
+
+
 def plot_image_grid(
     images: np.ndarray | Sequence[np.ndarray],
     titles: Sequence[str] | None = None,
     *,
     ncols: int = 8,
-    fig=None,
     fontsize: float = 6,
-):
+    ax: Axes | Sequence[Axes] | None = None,
+) -> np.ndarray:
     """A grid of images with optional titles (e.g. the toy world's images and their tags).
 
     Parameters
@@ -37,32 +44,29 @@ def plot_image_grid(
         One title per image (wrapped to the image width).
     ncols : int
         Images per row.
-    fig : matplotlib Figure, optional
-        Figure to draw into (cleared); a new one by default.
+    ax : Axes or Axes array, optional
+        Where to draw (see :mod:`primekit.plots`); a new figure by default.
 
     Returns
     -------
-    Figure
+    array of Axes, shape (rows, ncols)
     """
-    import textwrap
-
     if ncols < 1:
         raise ValueError(f"ncols: must be >= 1, got {ncols}")
     n = len(images)
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles: expected {n} titles, got {len(titles)}")
     nrows = max(1, -(-n // ncols))
-    fig = _figure(fig, (1.4 * ncols, 1.75 * nrows))
-    fig.clear()
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
+    axes, own = _panels(ax, nrows, ncols, (1.4 * ncols, 1.75 * nrows))
+    for i, cell in enumerate(axes.flat):
+        cell.axis("off")
         if i < n:
-            ax.imshow(images[i], interpolation="nearest")
+            cell.imshow(images[i], interpolation="nearest")
             if titles is not None:
-                ax.set_title("\n".join(textwrap.wrap(titles[i], 24)[:3]), fontsize=fontsize)
-    fig.tight_layout()
-    return fig
+                cell.set_title("\n".join(textwrap.wrap(titles[i], 24)[:3]), fontsize=fontsize)
+    if own:
+        axes[0, 0].figure.tight_layout()
+    return axes
 
 
 def plot_mode_grid(
@@ -70,8 +74,8 @@ def plot_mode_grid(
     images: Sequence[np.ndarray],
     *,
     ncols: int = 6,
-    fig=None,
-):
+    ax: Axes | Sequence[Axes] | None = None,
+) -> np.ndarray:
     """Image grids of failure modes: one row per mode, titled with its tags and accuracies (Fig. 1).
 
     Parameters
@@ -82,40 +86,42 @@ def plot_mode_grid(
         Example images of each mode, in the order of ``modes`` (up to ``ncols`` are shown).
     ncols : int
         Images per row.
-    fig : Figure, optional
+    ax : Axes or Axes array, optional
+        Where to draw (see :mod:`primekit.plots`); a new figure by default.
 
     Returns
     -------
-    Figure
+    array of Axes, shape (len(modes), ncols)
     """
+    _require(modes, "modes", ["class", "tags", "size", "accuracy", "class_accuracy"])
     if len(images) != len(modes):
         raise ValueError(f"images: expected one array per mode ({len(modes)}), got {len(images)}")
     if ncols < 1:
         raise ValueError(f"ncols: must be >= 1, got {ncols}")
     nrows = max(1, len(modes))
-    fig = _figure(fig, (1.3 * ncols, 1.55 * nrows))
-    fig.clear()
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes, own = _panels(ax, nrows, ncols, (1.3 * ncols, 1.55 * nrows))
     for r, ((_, row), imgs) in enumerate(zip(modes.iterrows(), images, strict=False)):
-        tags = row["tags"] if isinstance(row["tags"], str) else " + ".join(row["tags"])
         for c in range(ncols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
+            cell = axes[r, c]
+            cell.set_xticks([])
+            cell.set_yticks([])
+            for spine in cell.spines.values():
                 spine.set_visible(False)
             if c < len(imgs):
-                ax.imshow(imgs[c], interpolation="nearest")
+                cell.imshow(imgs[c], interpolation="nearest")
         title = axes[r, 0].set_title(
-            f"{row['class']}: {tags}   accuracy {row['accuracy']:.0%} vs {row['class_accuracy']:.0%} (n={row['size']})",
+            f"{row['class']}: {_tag_text(row['tags'])}   accuracy {row['accuracy']:.0%} vs "
+            f"{row['class_accuracy']:.0%} (n={row['size']})",
             fontsize=8,
             loc="left",
         )
         # a long title must not widen the first column; hspace leaves room for it
         title.set_in_layout(False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / fig.get_figheight(),
-                        wspace=0.05, hspace=0.35)
-    return fig
+    if own:
+        fig = axes[0, 0].figure
+        fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / fig.get_figheight(),
+                            wspace=0.05, hspace=0.35)
+    return axes
 
 
 def plot_subset_accuracies(
@@ -123,8 +129,8 @@ def plot_subset_accuracies(
     *,
     class_accuracy: float | None = None,
     title: str | None = None,
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Axes:
     """Bars of a class's accuracy on every subset of a mode's tags (paper Fig. 3).
 
     Parameters
@@ -141,16 +147,9 @@ def plot_subset_accuracies(
     -------
     Axes
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 0.45 * len(subsets) + 1))
-    for col in ("tags", "accuracy"):
-        if col not in subsets.columns:
-            raise ValueError(f"subsets: missing column {col!r}")
-    labels = [
-        (t if isinstance(t, str) else " + ".join(t)) or "(all images of the class)" for t in subsets["tags"]
-    ]
+    _require(subsets, "subsets", ["tags", "accuracy"])
+    ax = _axes(ax, (5, 0.45 * len(subsets) + 1))
+    labels = [_tag_text(t) or "(all images of the class)" for t in subsets["tags"]]
     n_tags = subsets["n_tags"] if "n_tags" in subsets else pd.Series([len(t) for t in subsets["tags"]])
     colours = plt.cm.viridis(np.asarray(n_tags, float) / max(1, int(np.max(n_tags)) + 1))
     y = np.arange(len(subsets))
@@ -169,16 +168,12 @@ def plot_subset_accuracies(
     return ax
 
 
-def plot_mode_accuracy(modes: pd.DataFrame, *, ax=None, max_modes: int = 20):
+def plot_mode_accuracy(modes: pd.DataFrame, *, max_modes: int = 20, ax: Axes | None = None) -> Axes:
     """Accuracy of each failure mode next to its class accuracy (horizontal bars)."""
-    import matplotlib.pyplot as plt
-
+    _require(modes, "modes", ["class", "tags", "accuracy", "class_accuracy"])
     modes = modes.head(max_modes)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.35 * len(modes) + 1))
-    labels = [
-        f"{c}: {t if isinstance(t, str) else ' + '.join(t)}" for c, t in zip(modes["class"], modes["tags"], strict=False)
-    ]
+    ax = _axes(ax, (6, 0.35 * len(modes) + 1))
+    labels = [f"{c}: {_tag_text(t)}" for c, t in zip(modes["class"], modes["tags"], strict=False)]
     y = np.arange(len(modes))
     ax.barh(y + 0.2, modes["class_accuracy"], height=0.4, color="0.75", label="class")
     ax.barh(y - 0.2, modes["accuracy"], height=0.4, color="tab:red", label="mode")
@@ -190,52 +185,55 @@ def plot_mode_accuracy(modes: pd.DataFrame, *, ax=None, max_modes: int = 20):
     return ax
 
 
-def plot_mode_subsets(subsets: pd.DataFrame, *, fig=None, ncols: int = 4):
+def plot_mode_subsets(
+    subsets: pd.DataFrame, *, ncols: int = 4, ax: Axes | Sequence[Axes] | None = None
+) -> np.ndarray:
     """One Fig. 3 panel per mode: accuracy on every subset of its tags.
 
     Parameters
     ----------
     subsets : DataFrame
-        Output of ``primekit.search.mode_subsets`` (columns ``mode, class, tags, accuracy``; the
-        empty subset is the class accuracy).
-    fig : Figure, optional
+        Output of ``primekit.search.mode_subsets`` (columns ``mode, class, tags, n_tags,
+        accuracy``; the empty subset is the class accuracy).
     ncols : int
         Panels per row.
+    ax : Axes or Axes array, optional
+        Where to draw (see :mod:`primekit.plots`); a new figure by default.
 
     Returns
     -------
-    Figure
+    array of Axes, one per mode (a grid's unused cells are removed)
     """
-    import matplotlib.pyplot as plt
-
+    _require(subsets, "subsets", ["mode", "class", "tags", "n_tags", "accuracy"])
+    if ncols < 1:
+        raise ValueError(f"ncols: must be >= 1, got {ncols}")
     groups = list(subsets.groupby("mode", sort=True))
     n = max(len(groups), 1)
     cols = min(ncols, n)
     rows = -(-n // cols)
-    if fig is None:
-        fig = plt.figure(figsize=(4 * cols, 3.2 * rows))
-    else:
-        fig.clear()
-    for i, (_, table) in enumerate(groups):
-        ax = fig.add_subplot(rows, cols, i + 1)
+    axes, own = _panels(ax, rows, cols, (4 * cols, 3.2 * rows))
+    cells = axes.ravel()
+    for cell, (_, table) in zip(cells, groups, strict=False):
         empty = table[table["n_tags"] == 0]
         class_acc = float(empty["accuracy"].iloc[0]) if len(empty) else None
         plot_subset_accuracies(
-            table[table["n_tags"] > 0], class_accuracy=class_acc, title=str(table["class"].iloc[0]), ax=ax
+            table[table["n_tags"] > 0], class_accuracy=class_acc, title=str(table["class"].iloc[0]),
+            ax=cell,
         )
-    fig.tight_layout()
-    return fig
+    for cell in cells[len(groups):]:
+        cell.remove()
+    if own:
+        cells[0].figure.tight_layout()
+    return cells[: len(groups)]
 
 
-def plot_lattice(lattice: pd.DataFrame, *, ax=None):
+def plot_lattice(lattice: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Size and accuracy drop of every frequent tag combination; failure modes highlighted.
 
     ``lattice`` is the output of ``primekit.tag_lattice``.
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+    _require(lattice, "lattice", ["size", "drop", "n_tags", "is_failure_mode"])
+    ax = _axes(ax, (6, 4))
     rest = lattice[~lattice["is_failure_mode"]]
     modes = lattice[lattice["is_failure_mode"]]
     ax.scatter(rest["size"], rest["drop"], s=6, c="0.7", alpha=0.5, label="frequent combination")

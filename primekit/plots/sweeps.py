@@ -1,5 +1,5 @@
-"""Plots of the hyperparameter sweeps (appendix A.5, A.6, Fig. 10). Each takes ``ax=`` (or
-``axes=``) and returns it; none shows or saves."""
+"""Plots of the hyperparameter sweeps (appendix A.5, A.6, Fig. 10), in the convention of
+:mod:`primekit.plots`: each takes ``ax=`` and returns the Axes drawn on; none shows or saves."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
-from ._base import _axes, _require
+from ._base import _axes, _panels, _require
 from .evaluation import plot_generalization
 
 __all__ = ["plot_sweep_heatmap", "plot_generalization_panels", "plot_search_comparison"]
@@ -36,18 +37,17 @@ def plot_sweep_heatmap(
     ax = _axes(ax, (5, 4))
     table = sweep.pivot_table(index="min_size", columns="min_drop", values=value, dropna=False)
     data = table.to_numpy(dtype=float)
-    image = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, aspect="auto")
-    finite = data[np.isfinite(data)]
-    middle = (finite.min() + finite.max()) / 2 if len(finite) else 0.0
-    for (i, j), v in np.ndenumerate(data):
-        if np.isfinite(v):
-            ax.text(j, i, fmt.format(v), ha="center", va="center",
-                    color="white" if v < middle else "black", fontsize=9)
-    ax.set_xticks(range(table.shape[1]), [f"{a:.0%}" for a in table.columns])
-    ax.set_yticks(range(table.shape[0]), [str(s) for s in table.index])
+    finite = np.isfinite(data)
+    cells = np.array([[fmt.format(v) if ok else "" for v, ok in zip(r, f, strict=True)]
+                      for r, f in zip(data, finite, strict=True)]).reshape(data.shape)
+    limits = {} if finite.any() else {"vmin": 0.0, "vmax": 1.0}  # all NaN: nothing to scale
+    sns.heatmap(table.astype(float), mask=~finite, annot=cells, fmt="", cmap=cmap,
+                annot_kws={"fontsize": 9}, cbar_kws={"shrink": 0.8}, ax=ax,
+                xticklabels=[f"{a:.0%}" for a in table.columns],
+                yticklabels=[str(s) for s in table.index], **limits)
+    ax.tick_params(axis="y", rotation=0)
     ax.set_xlabel("a (min_drop)")
     ax.set_ylabel("s (min_size)")
-    ax.figure.colorbar(image, ax=ax, shrink=0.8)
     return ax
 
 
@@ -56,7 +56,7 @@ def plot_generalization_panels(
     *,
     points: Sequence[tuple[int, float]] | None = None,
     min_test_drop: float | None = 0.25,
-    axes: Sequence[Axes] | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
 ) -> np.ndarray:
     """Fig. 10: train drop vs test drop with y = x, one panel per (s, a).
 
@@ -65,11 +65,12 @@ def plot_generalization_panels(
     recovered : DataFrame from :func:`primekit.sweeps.sweep_recovered`
     points : the (s, a) pairs to draw (default: every pair in ``recovered``)
     min_test_drop : horizontal guide (None: none)
-    axes : one Axes per point (default: a new row of panels)
+    ax : one Axes (divided into a row of panels), one Axes per point, or None (a new row of
+        panels sharing their axes)
 
     Returns
     -------
-    array of the Axes drawn on.
+    array of the Axes drawn on, one per point.
     """
     _require(recovered, "recovered", ["min_size", "min_drop", "drop", "test_drop"])
     if points is None:
@@ -77,30 +78,24 @@ def plot_generalization_panels(
     points = [(int(s), float(a)) for s, a in points]
     if not points:
         raise ValueError("points: nothing to draw (recovered has no rows)")
-    if axes is None:
-        import matplotlib.pyplot as plt
-
-        _, axes = plt.subplots(1, len(points), figsize=(3.2 * len(points), 3.4), squeeze=False,
-                               sharex=True, sharey=True)
-    axes = np.asarray(axes, dtype=object).ravel()
-    if len(axes) < len(points):
-        raise ValueError(f"axes: need {len(points)} Axes, got {len(axes)}")
-    for ax, (s, a) in zip(axes, points, strict=False):
+    axes, _ = _panels(ax, 1, len(points), (3.2 * len(points), 3.4), sharex=True, sharey=True)
+    axes = axes.ravel()
+    for panel, (s, a) in zip(axes, points, strict=True):
         rows = recovered[(recovered["min_size"] == s) & np.isclose(recovered["min_drop"], a)]
-        plot_generalization(rows, min_test_drop=min_test_drop, ax=ax)
+        plot_generalization(rows, min_test_drop=min_test_drop, ax=panel)
         shown = rows[rows["test_drop"].notna()]
         r = (np.corrcoef(shown["drop"], shown["test_drop"])[0, 1]
              if len(shown) > 2 and shown["drop"].std() > 0 and shown["test_drop"].std() > 0
              else np.nan)
         corr = f", r = {r:.2f}" if np.isfinite(r) else ""
-        ax.set_title(f"s={s}, a={a:.0%}: {len(rows)} mode{'s' if len(rows) != 1 else ''}{corr}",
-                     fontsize=9)
-        if ax is not axes[0]:
-            ax.set_ylabel("")
-            legend = ax.get_legend()
+        panel.set_title(f"s={s}, a={a:.0%}: {len(rows)} mode{'s' if len(rows) != 1 else ''}{corr}",
+                        fontsize=9)
+        if panel is not axes[0]:
+            panel.set_ylabel("")
+            legend = panel.get_legend()
             if legend is not None:
                 legend.remove()
-    return axes[: len(points)]
+    return axes
 
 
 def plot_search_comparison(

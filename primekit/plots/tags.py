@@ -1,4 +1,5 @@
-"""Plots of a tagger's output (notebook 01). Each takes ``ax=`` and returns it; none shows or saves."""
+"""Plots of a tagger's output (notebook 01), in the convention of :mod:`primekit.plots`: each
+takes ``ax=`` and returns it; none shows or saves."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.axes import Axes
 
 from ._base import _axes, _require
@@ -28,12 +30,13 @@ def plot_tag_count_distribution(distribution: pd.DataFrame, *, ax: Axes | None =
     if not isinstance(distribution, pd.DataFrame) or distribution.empty:
         raise ValueError("distribution: expected a non-empty DataFrame of shares")
     ax = _axes(ax)
-    width = 0.8 / distribution.shape[1]
-    x = np.arange(len(distribution))
-    for k, name in enumerate(distribution.columns):
-        ax.bar(x + (k - (distribution.shape[1] - 1) / 2) * width, distribution[name], width,
-               label=str(name))
-    ax.set_xticks(x, [str(i) for i in distribution.index])
+    counts = [str(i) for i in distribution.index]
+    long = distribution.set_axis(counts).rename_axis("tags").reset_index().melt(
+        id_vars="tags", var_name="tagger", value_name="share")
+    long["tagger"] = long["tagger"].astype(str)
+    sns.barplot(long, x="tags", y="share", hue="tagger", order=counts,
+                hue_order=[str(c) for c in distribution.columns], errorbar=None, saturation=1,
+                ax=ax)
     ax.set_xlabel("tags per image")
     ax.set_ylabel("share of images")
     ax.legend(frameon=False)
@@ -63,16 +66,17 @@ def plot_tag_heatmap(
         tags = list(table.mean(axis=0).sort_values(ascending=False, kind="stable").index)
     table = table.reindex(columns=list(tags), fill_value=0.0)
     ax = _axes(ax, (max(6, 0.32 * table.shape[1]), max(2.5, 0.4 * table.shape[0])))
-    image = ax.imshow(table.to_numpy(), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-    ax.set_xticks(np.arange(table.shape[1]), [str(t) for t in table.columns], rotation=60,
+    values = table.to_numpy(dtype=float)
+    cells = np.where(values >= 0.1, np.vectorize(lambda v: f"{v:.0%}"[:-1])(values), "")
+    sns.heatmap(table, vmin=0, vmax=1, cmap="viridis", annot=cells if annotate else False,
+                fmt="", annot_kws={"fontsize": 6}, ax=ax,
+                cbar_kws={"fraction": 0.025, "pad": 0.01, "label": "share of class images"})
+    ax.set_xticks(np.arange(table.shape[1]) + 0.5, [str(t) for t in table.columns], rotation=60,
                   ha="right", fontsize=8)
-    ax.set_yticks(np.arange(table.shape[0]), [str(c) for c in table.index], fontsize=8)
-    if annotate:
-        for (r, c), value in np.ndenumerate(table.to_numpy()):
-            if value >= 0.1:
-                ax.text(c, r, f"{value:.0%}"[:-1], ha="center", va="center", fontsize=6,
-                        color="black" if value > 0.6 else "white")
-    ax.figure.colorbar(image, ax=ax, fraction=0.025, pad=0.01, label="share of class images")
+    ax.set_yticks(np.arange(table.shape[0]) + 0.5, [str(c) for c in table.index], fontsize=8,
+                  rotation=0)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     return ax
 
 
