@@ -8,6 +8,8 @@ import them); the module is private because users call the functions that use th
 - arrays: :func:`as_bool` (boolean or 0/1 values, no missing ones);
 - tables lined up by sample id: :func:`check_tag_matrix`, :func:`align`, :func:`check_labels`,
   :func:`check_correct`, :func:`check_columns`;
+- embeddings (metrics and baselines): :func:`check_embeddings`, :func:`l2_normalize`,
+  :func:`check_ids`;
 - :func:`sorted_classes`: class labels in a stable order, whatever their type.
 """
 
@@ -32,6 +34,9 @@ __all__ = [
     "check_labels",
     "check_correct",
     "check_columns",
+    "check_embeddings",
+    "l2_normalize",
+    "check_ids",
     "sorted_classes",
 ]
 
@@ -190,3 +195,43 @@ def sorted_classes(values: Iterable) -> list:
         return sorted(values)
     except TypeError:
         return sorted(values, key=str)
+
+
+def check_embeddings(
+    values: Any, argument: str, *, ndim: int = 2, n: int | None = None
+) -> np.ndarray:
+    """A finite float64 array of shape (n, d) (``ndim=2``) or (d,) (``ndim=1``)."""
+    if isinstance(values, (pd.DataFrame, pd.Series)):
+        values = values.to_numpy()
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"{argument}: expected a numeric array, got {type(values).__name__}"
+        ) from err
+    if arr.ndim != ndim:
+        shape = "(n, d)" if ndim == 2 else "(d,)"
+        raise ValueError(f"{argument}: expected an array of shape {shape}, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{argument}: expected {n} rows, got {arr.shape[0]}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{argument}: contains NaN or infinite values")
+    return arr
+
+
+def l2_normalize(arr: np.ndarray, argument: str) -> np.ndarray:
+    """Rows (or the vector) of ``arr`` scaled to unit length; a zero vector is an error."""
+    norms = np.linalg.norm(arr, axis=-1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(f"{argument}: contains a zero vector, which cannot be L2-normalized")
+    return arr / norms
+
+
+def check_ids(ids: Any, n: int, rows: str = "embeddings") -> pd.Index:
+    """``ids`` as an Index of ``n`` unique sample ids, one per row of ``rows``."""
+    index = ids if isinstance(ids, pd.Index) else pd.Index(list(ids))
+    if len(index) != n:
+        raise ValueError(f"ids: expected {n} ids (one per row of {rows}), got {len(index)}")
+    if index.has_duplicates:
+        raise ValueError(f"ids: duplicate sample id {_first_duplicate(index)!r}")
+    return index

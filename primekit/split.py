@@ -16,7 +16,7 @@ import pandas as pd
 
 from ._validation import check_correct, check_labels, check_tag_matrix, sorted_classes
 
-__all__ = ["TaggedSplit", "as_split"]
+__all__ = ["TaggedSplit", "as_split", "require_split"]
 
 
 class TaggedSplit:
@@ -150,7 +150,12 @@ class TaggedSplit:
 
 
 def as_split(
-    tags: Any, labels: Any = None, correct: Any = None, *, need_correct: bool = True
+    tags: Any,
+    labels: Any = None,
+    correct: Any = None,
+    *,
+    need_correct: bool = True,
+    prefix: str = "",
 ) -> TaggedSplit:
     """``tags`` itself when it is a :class:`TaggedSplit`, else one built from the three tables.
 
@@ -164,7 +169,21 @@ def as_split(
                 )
         split = tags
     else:
-        split = TaggedSplit(tags, labels, correct)
+        split = TaggedSplit(tags, labels, correct, prefix=prefix)
     if need_correct and split.correct is None:
-        raise TypeError("correct: expected a pandas Series of bool, got None")
+        raise TypeError(f"{prefix}correct: expected a pandas Series of bool, got None")
+    return split
+
+
+def require_split(split: Any, argument: str) -> TaggedSplit:
+    """``split`` if it is a :class:`TaggedSplit` with correctness (for functions that take two
+    splits, where the three-table form would be six positional tables)."""
+    if not isinstance(split, TaggedSplit):
+        raise TypeError(
+            f"{argument}: expected a split (a TaggedSplit, e.g. load_study(...).val),"
+            f" got {type(split).__name__}; the six-table form (tags, labels, correct, tags_test, "
+            "...) is now (data, unseen)"
+        )
+    if split.correct is None:
+        raise ValueError(f"{argument}: the split has no correctness (correct=...)")
     return split

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, search
-from .metrics._common import _split_tables
 from .search import paper_search, search_defaults
+from .split import require_split
 
 __all__ = [
     "paper_search",
@@ -106,9 +106,11 @@ def sweep_recovered(
 
     Parameters
     ----------
-    data : the split searched: an object with ``tags``, ``labels`` and ``correct`` (contract of
-        :func:`primekit.find_failure_modes`), e.g. ``load_study(...).val``
-    unseen : split of unseen data, the same kind of object (e.g. ``study.test``)
+    data : TaggedSplit
+        The split searched, e.g. ``load_study(...).val`` (a
+        :class:`~primekit.split.TaggedSplit` with correctness).
+    unseen : TaggedSplit
+        Unseen data, e.g. ``study.test``.
     grid : iterable of (min_size, min_drop) pairs, e.g. :func:`sweep_grid`
     **search_options : other options of the search (necessity, max_tags, method, ...)
 
@@ -118,8 +120,8 @@ def sweep_recovered(
     the columns of :func:`primekit.metrics.recover_groups` (``test_size``, ``test_drop``, ...).
     A grid point without modes has no row (see ``generalization_sweep`` for the counts).
     """
-    tags, labels, correct = _split_tables(data, "data")
-    tags_test, labels_test, correct_test = _split_tables(unseen, "unseen")
+    data = require_split(data, "data")
+    unseen = require_split(unseen, "unseen")
     grid = list(grid)
     if not grid:
         raise ValueError("grid: expected at least one (min_size, min_drop) pair")
@@ -132,9 +134,9 @@ def sweep_recovered(
     frames = []
     for min_size, min_drop in grid:
         modes = search.find_failure_modes(
-            tags, labels, correct, min_size=min_size, min_drop=min_drop, **search_options
+            data, min_size=min_size, min_drop=min_drop, **search_options
         )
-        recovered = metrics.recover_groups(modes, tags_test, labels_test, correct_test)
+        recovered = metrics.recover_groups(modes, unseen)
         recovered.insert(0, "min_drop", float(min_drop))
         recovered.insert(0, "min_size", int(min_size))
         frames.append(recovered)

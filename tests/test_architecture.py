@@ -97,21 +97,9 @@ KNOWN_CIRCLES: set[frozenset[str]] = {
 KNOWN_PRIVATE: set[tuple[str, str, str]] = {
     (src, dst, name)
     for (src, dst), names in {
-        ("primekit.baselines.domino", "primekit.baselines._common"): "_aligned _bool_vector _check_int _check_real _matrix _normalize_rows _per_class _phrases _slice_row _sorted_unique",
-        ("primekit.baselines.failure_directions", "primekit.baselines._common"): "_aligned _bool_vector _check_int _check_real _matrix _normalize_rows _per_class _phrases _slice_row _sorted_unique",
         ("primekit.clip", "primekit.tagging.base"): "_check_out _error_table _finish",
-        ("primekit.metrics.combinations", "primekit.metrics._common"): "_Tagged _check_int _mode_table _tag_tuple",
-        ("primekit.metrics.description", "primekit.metrics._common"): "_Tagged _check_int _embeddings _ids _l2_normalize _labels_for _mode_table _row_mask _tag_tuple",
-        ("primekit.metrics.generalization", "primekit.metrics._common"): "_Tagged _check_int _check_real _mode_table _split_tables _tag_tuple",
-        ("primekit.metrics.generated", "primekit.metrics._common"): "_as_bool _check_int _check_real _mode_table _tag_tuple",
-        ("primekit.metrics.latent", "primekit.metrics._common"): "_as_bool _check_int _check_real _embeddings _l2_normalize",
         ("primekit.models", "primekit.tagging.base"): "_check_out _error_table _finish",
-        ("primekit.plots.evaluation", "primekit.plots._base"): "_axes _require",
-        ("primekit.plots.modes", "primekit.plots._base"): "_figure",
-        ("primekit.plots.sweeps", "primekit.plots._base"): "_axes _require",
-        ("primekit.plots.tags", "primekit.plots._base"): "_axes _require",
         ("primekit.search_cli", "primekit.io"): "_suffix",
-        ("primekit.sweeps", "primekit.metrics._common"): "_split_tables",
         ("primekit.tagging.ray", "primekit.tagging.base"): "_check_out _check_unit",
         ("primekit.toyworld.clip", "primekit.toyworld.train"): "_prep _threads",
     }.items()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import pytest
 
 from primekit import metrics
 from primekit.metrics.latent import _max_shared_tagset
+from primekit.split import TaggedSplit
 
 SQ = 1 / math.sqrt(2)
 
@@ -247,7 +247,7 @@ def test_generalization_sweep_runs_the_search():
     correct = pd.Series(
         np.where(tags["grass"], rng.random(n) < 0.2, rng.random(n) < 0.95), index=ids
     )
-    data = SimpleNamespace(tags=tags, labels=labels, correct=correct)
+    data = TaggedSplit(tags, labels, correct)
     out = metrics.generalization_sweep(data, data, grid=[(30, 0.3), (30, 0.9)])
     assert list(out["min_drop"]) == [0.3, 0.9]
     assert out.loc[0, "n_modes"] == 1 and out.loc[0, "share_at_least"] == 1.0

@@ -6,13 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from primekit import find_failure_modes, metrics, plots, sweeps
+from primekit.split import TaggedSplit
 
 
 def planted(n: int = 400, seed: int = 0):
@@ -28,8 +27,7 @@ def planted(n: int = 400, seed: int = 0):
 
 def split(tables):
     """The planted tables as a split (the object the sweeps take)."""
-    tags, labels, correct = tables
-    return SimpleNamespace(tags=tags, labels=labels, correct=correct)
+    return TaggedSplit(*tables)
 
 
 def test_sweep_grid_is_the_product_with_s_slowest():

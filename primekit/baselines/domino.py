@@ -20,18 +20,14 @@ from scipy.special import logsumexp
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
+from .._validation import check_embeddings, check_int, check_real, l2_normalize, sorted_classes
 from ._common import (
     SLICE_COLUMNS,
-    _aligned,
-    _bool_vector,
-    _check_int,
-    _check_real,
-    _matrix,
-    _normalize_rows,
-    _per_class,
-    _phrases,
-    _slice_row,
-    _sorted_unique,
+    aligned,
+    bool_vector,
+    checked_phrases,
+    per_class,
+    slice_row,
 )
 
 __all__ = ["DominoSlicer", "domino_describe", "domino_slices"]
@@ -159,16 +155,16 @@ class DominoSlicer:
     # -- parameters -----------------------------------------------------------------------
 
     def _validate_params(self) -> None:
-        _check_int(self.n_slices, "n_slices", 1)
-        _check_int(self.n_mixture_components, "n_mixture_components", self.n_slices)
+        check_int(self.n_slices, "n_slices", 1)
+        check_int(self.n_mixture_components, "n_mixture_components", self.n_slices)
         if self.n_pca_components is not None:
-            _check_int(self.n_pca_components, "n_pca_components", 1)
-        _check_real(self.y_log_likelihood_weight, "y_log_likelihood_weight", 0.0)
-        _check_real(self.y_hat_log_likelihood_weight, "y_hat_log_likelihood_weight", 0.0)
-        _check_int(self.max_iter, "max_iter", 1)
-        _check_real(self.tol, "tol", 0.0)
-        _check_real(self.reg_covar, "reg_covar", 0.0)
-        _check_real(self.confusion_noise, "confusion_noise", 0.0)
+            check_int(self.n_pca_components, "n_pca_components", 1)
+        check_real(self.y_log_likelihood_weight, "y_log_likelihood_weight", 0.0)
+        check_real(self.y_hat_log_likelihood_weight, "y_hat_log_likelihood_weight", 0.0)
+        check_int(self.max_iter, "max_iter", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_real(self.confusion_noise, "confusion_noise", 0.0)
         if self.init_params not in ("confusion", "random"):
             raise ValueError(
                 f"init_params: expected 'confusion' or 'random', got {self.init_params!r}"
@@ -265,7 +261,7 @@ class DominoSlicer:
             hard one-hot predictions work too.
         """
         self._validate_params()
-        X = _matrix(embeddings, "embeddings")
+        X = check_embeddings(embeddings, "embeddings")
         n = X.shape[0]
         if n < 2:
             raise ValueError("embeddings: need at least 2 samples")
@@ -309,7 +305,7 @@ class DominoSlicer:
         model (embedding, label and prediction) that EM fitted.
         """
         self._check_fitted()
-        X = _matrix(embeddings, "embeddings")
+        X = check_embeddings(embeddings, "embeddings")
         if X.shape[1] != (
             self.pca_.n_features_in_ if self.pca_ is not None else self.means_.shape[1]
         ):
@@ -361,7 +357,7 @@ class DominoSlicer:
         -------
         DataFrame ``phrase, score`` sorted by decreasing score (see :func:`domino_describe`).
         """
-        _check_int(slice_index, "slice_index", 0)
+        check_int(slice_index, "slice_index", 0)
         if slice_index >= len(self.slice_indices_):
             raise ValueError(
                 f"slice_index: only {len(self.slice_indices_)} slices, got {slice_index}"
@@ -393,12 +389,12 @@ def domino_describe(
     -------
     DataFrame ``phrase, score`` sorted by decreasing score (empty slice or reference: NaN scores).
     """
-    X = _normalize_rows(_matrix(embeddings, "embeddings"), "embeddings")
+    X = l2_normalize(check_embeddings(embeddings, "embeddings"), "embeddings")
     n = X.shape[0]
-    members = _bool_vector(members, "members", n)
-    reference = _bool_vector(reference, "reference", n)
-    phrases, T = _phrases(phrases, phrase_embeddings, X.shape[1])
-    T = _normalize_rows(T, "phrase_embeddings")
+    members = bool_vector(members, "members", n)
+    reference = bool_vector(reference, "reference", n)
+    phrases, T = checked_phrases(phrases, phrase_embeddings, X.shape[1])
+    T = l2_normalize(T, "phrase_embeddings")
     if members.any() and reference.any():
         shift = X[members].mean(axis=0) - X[reference].mean(axis=0)
         scores = T @ shift
@@ -457,12 +453,12 @@ def domino_slices(
     size, accuracy, class_accuracy, drop, score (model error rate of the component),
     description, candidates``.
     """
-    emb, index, label_values, ok = _aligned(embeddings, ids, labels, correct)
-    phrases, phrase_emb = _phrases(phrases, phrase_embeddings, emb.shape[1])
-    classes = _sorted_unique(label_values)
-    budget = _per_class(n_slices, "n_slices", classes, 1)
-    slice_threshold = _check_real(slice_threshold, "slice_threshold", 0.0, 1.0)
-    n_candidates = _check_int(n_candidates, "n_candidates", 1)
+    emb, index, label_values, ok = aligned(embeddings, ids, labels, correct)
+    phrases, phrase_emb = checked_phrases(phrases, phrase_embeddings, emb.shape[1])
+    classes = sorted_classes(label_values)
+    budget = per_class(n_slices, "n_slices", classes, 1)
+    slice_threshold = check_real(slice_threshold, "slice_threshold", 0.0, 1.0)
+    n_candidates = check_int(n_candidates, "n_candidates", 1)
     if confidence is not None:
         if isinstance(confidence, pd.Series):
             confidence = confidence.reindex(index).to_numpy()
@@ -487,7 +483,7 @@ def domino_slices(
             inside = probs[:, rank] > slice_threshold
             ranked = domino_describe(emb[rows], inside, whole_class, phrase_emb, phrases)
             records.append(
-                _slice_row(
+                slice_row(
                     cls,
                     rank,
                     id_values[rows[inside]],

@@ -20,18 +20,14 @@ from sklearn.metrics import balanced_accuracy_score, make_scorer
 from sklearn.model_selection import cross_val_score
 from sklearn.svm import SVC, LinearSVC
 
+from .._validation import check_embeddings, check_int, check_real, l2_normalize, sorted_classes
 from ._common import (
     SLICE_COLUMNS,
-    _aligned,
-    _bool_vector,
-    _check_int,
-    _check_real,
-    _matrix,
-    _normalize_rows,
-    _per_class,
-    _phrases,
-    _slice_row,
-    _sorted_unique,
+    aligned,
+    bool_vector,
+    checked_phrases,
+    per_class,
+    slice_row,
 )
 
 __all__ = ["FailureDirections", "failure_direction_slices"]
@@ -138,10 +134,10 @@ class FailureDirections:
         return self._svm(best[1]).fit(x, target), best
 
     def _preprocess(self, X: np.ndarray) -> np.ndarray:
-        X = _normalize_rows(X, "embeddings")  # CLIP features, images and texts alike
+        X = l2_normalize(X, "embeddings")  # CLIP features, images and texts alike
         if self.whiten:
             X = (X - self.mean_) / self.std_
-        return _normalize_rows(X, "embeddings")
+        return l2_normalize(X, "embeddings")
 
     def fit(
         self, embeddings: np.ndarray, labels: Sequence | np.ndarray, correct: Sequence | np.ndarray
@@ -153,25 +149,25 @@ class FailureDirections:
         embeddings : array (n, d); labels : (n,) labels; correct : (n,) bool.
         Classes whose images are all correct or all wrong get no SVM (logged).
         """
-        X = _matrix(embeddings, "embeddings")
+        X = check_embeddings(embeddings, "embeddings")
         n = X.shape[0]
         labels = np.asarray(labels, dtype=object)
         if labels.shape != (n,):
             raise ValueError(f"labels: expected {n} labels, got shape {labels.shape}")
-        ok = _bool_vector(correct, "correct", n)
+        ok = bool_vector(correct, "correct", n)
         if self.C is not None:
-            _check_real(self.C, "C", 0.0)
+            check_real(self.C, "C", 0.0)
             if self.C == 0:
                 raise ValueError("C: must be > 0")
             grid = [float(self.C)]
         else:
-            grid = [_check_real(c, "C_grid", 0.0) for c in self.C_grid]
+            grid = [check_real(c, "C_grid", 0.0) for c in self.C_grid]
             if not grid or min(grid) <= 0:
                 raise ValueError("C_grid: expected positive values")
-        cv = _check_int(self.cv, "cv", 2)
+        cv = check_int(self.cv, "cv", 2)
         if self.solver not in ("libsvm", "liblinear"):
             raise ValueError(f"solver: expected 'libsvm' or 'liblinear', got {self.solver!r}")
-        unit = _normalize_rows(X, "embeddings")
+        unit = l2_normalize(X, "embeddings")
         self.mean_ = unit.mean(axis=0)
         std = unit.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0)
@@ -180,13 +176,13 @@ class FailureDirections:
         if isinstance(self.n_directions, (Mapping, pd.Series)):
             if not len(self.n_directions):
                 raise ValueError("n_directions: the mapping class -> int is empty")
-            wanted = {c: _check_int(v, f"n_directions[{c!r}]", 1) for c, v in dict(self.n_directions).items()}
+            wanted = {c: check_int(v, f"n_directions[{c!r}]", 1) for c, v in dict(self.n_directions).items()}
         else:
             wanted = {}
-            default = _check_int(self.n_directions, "n_directions", 1)
+            default = check_int(self.n_directions, "n_directions", 1)
         self.estimators_, self.best_C_, self.cv_scores_, self.directions_ = {}, {}, {}, {}
         self.all_estimators_, self.all_directions_ = {}, {}
-        for cls in _sorted_unique(labels):
+        for cls in sorted_classes(labels):
             rows = labels == cls
             x, target = Z[rows], ok[rows].astype(int)
             minority = int(min(target.sum(), len(target) - target.sum()))
@@ -246,7 +242,7 @@ class FailureDirections:
         without that many directions). ``direction`` picks the j-th direction (0 = the first).
         """
         self._check_fitted()
-        X = _matrix(embeddings, "embeddings", n=None)
+        X = check_embeddings(embeddings, "embeddings", n=None)
         if X.shape[1] != self.mean_.shape[0]:
             raise ValueError("embeddings: dimension differs from fit")
         labels = np.asarray(labels, dtype=object)
@@ -276,7 +272,7 @@ class FailureDirections:
         if cls not in self.estimators_:
             raise ValueError(f"cls: no SVM was fit for class {cls!r}")
         direction = self._direction(cls, direction)
-        captions, T = _phrases(captions, caption_embeddings, self.mean_.shape[0])
+        captions, T = checked_phrases(captions, caption_embeddings, self.mean_.shape[0])
         T = self._preprocess(T)
         scores = -self.all_estimators_[cls][direction].decision_function(T)
         out = pd.DataFrame({"caption": captions, "score": scores})
@@ -323,12 +319,12 @@ def failure_direction_slices(
     DataFrame with the columns of :func:`domino_slices` (``slice`` = the direction's rank);
     ``score`` is the mean failure score (-decision value) of the members.
     """
-    emb, index, label_values, ok = _aligned(embeddings, ids, labels, correct)
-    captions, caption_emb = _phrases(captions, caption_embeddings, emb.shape[1])
-    classes = _sorted_unique(label_values)
-    budget = _per_class(top_k, "top_k", classes, 1)
-    directions = _per_class(n_directions, "n_directions", classes, 1)
-    n_candidates = _check_int(n_candidates, "n_candidates", 1)
+    emb, index, label_values, ok = aligned(embeddings, ids, labels, correct)
+    captions, caption_emb = checked_phrases(captions, caption_embeddings, emb.shape[1])
+    classes = sorted_classes(label_values)
+    budget = per_class(top_k, "top_k", classes, 1)
+    directions = per_class(n_directions, "n_directions", classes, 1)
+    n_candidates = check_int(n_candidates, "n_candidates", 1)
     keep = np.isin(label_values, [c for c in classes if c in budget and c in directions])
     if not keep.any():
         logger.warning("failure_direction_slices: no class of the data is in both top_k and n_directions")
@@ -352,7 +348,7 @@ def failure_direction_slices(
                 columns={"caption": "phrase"}
             )
             records.append(
-                _slice_row(
+                slice_row(
                     cls,
                     j,
                     id_values[rows[order]],

@@ -11,16 +11,18 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ._common import _check_int, _mode_table, _tag_tuple, _Tagged
+from .._validation import check_columns, check_int
+from ..split import TaggedSplit, as_split
+from ._common import tag_tuple
 
 __all__ = ["tag_combination_accuracies", "tag_combination_summary"]
 
 
 def tag_combination_accuracies(
     modes: pd.DataFrame,
-    tags: pd.DataFrame,
-    labels: pd.Series,
-    correct: pd.Series,
+    tags: pd.DataFrame | TaggedSplit,
+    labels: pd.Series | None = None,
+    correct: pd.Series | None = None,
     *,
     n_tags: int | None = None,
 ) -> pd.DataFrame:
@@ -32,7 +34,8 @@ def tag_combination_accuracies(
     Parameters
     ----------
     modes : failure-mode table (``class``, ``tags``)
-    tags, labels, correct : the data to measure on (contract of ``find_failure_modes``)
+    tags, labels, correct : the data to measure on (contract of ``find_failure_modes``), or
+        one :class:`~primekit.split.TaggedSplit` as ``tags``
     n_tags : int, optional
         Only modes with this many tags.
 
@@ -42,13 +45,13 @@ def tag_combination_accuracies(
     the mode in ``modes``), ``class``, ``mode_tags``, ``subset``, ``subset_size``, ``size``,
     ``accuracy`` (NaN for an empty group), ``class_accuracy``, ``drop``.
     """
-    modes = _mode_table(modes, "modes", ["class", "tags"])
+    modes = check_columns(modes, "modes", ["class", "tags"])
     if n_tags is not None:
-        n_tags = _check_int(n_tags, "n_tags", 1)
-    data = _Tagged(tags, labels, correct)
+        n_tags = check_int(n_tags, "n_tags", 1)
+    data = as_split(tags, labels, correct)
     records = []
     for key, cls, mode_tags in zip(modes.index, modes["class"], modes["tags"], strict=True):
-        mode_tags = _tag_tuple(mode_tags, "modes")
+        mode_tags = tag_tuple(mode_tags, "modes")
         if n_tags is not None and len(mode_tags) != n_tags:
             continue
         _, class_acc = data.accuracy(data.class_mask(cls))
@@ -74,9 +77,9 @@ def tag_combination_accuracies(
 
 def tag_combination_summary(
     modes: pd.DataFrame,
-    tags: pd.DataFrame,
-    labels: pd.Series,
-    correct: pd.Series,
+    tags: pd.DataFrame | TaggedSplit,
+    labels: pd.Series | None = None,
+    correct: pd.Series | None = None,
     *,
     n_tags: int = 3,
     how: str = "subsets",
@@ -86,7 +89,8 @@ def tag_combination_summary(
     Parameters
     ----------
     modes : failure-mode table; only modes with ``n_tags`` tags are used
-    tags, labels, correct : data to measure on (the paper uses unseen data D')
+    tags, labels, correct : data to measure on (the paper uses unseen data D'), or one
+        :class:`~primekit.split.TaggedSplit` as ``tags``
     n_tags : int, default 3
         k.
     how : {"subsets", "at_least"}
@@ -101,21 +105,22 @@ def tag_combination_summary(
     DataFrame indexed by ``n_tags`` = k, ..., 1 with columns ``drop`` and ``accuracy``
     (averages over modes, NaN skipped) and ``n_modes`` (modes with a non-empty group).
     """
-    n_tags = _check_int(n_tags, "n_tags", 1)
+    n_tags = check_int(n_tags, "n_tags", 1)
     if how not in ("subsets", "at_least"):
         raise ValueError(f"how: expected 'subsets' or 'at_least', got {how!r}")
-    modes = _mode_table(modes, "modes", ["class", "tags"])
+    modes = check_columns(modes, "modes", ["class", "tags"])
     per_mode: dict[int, list[tuple[float, float]]] = {j: [] for j in range(n_tags, 0, -1)}
     if how == "subsets":
-        combos = tag_combination_accuracies(modes, tags, labels, correct, n_tags=n_tags)
+        data = as_split(tags, labels, correct)
+        combos = tag_combination_accuracies(modes, data, n_tags=n_tags)
         if len(combos):
             grouped = combos.groupby(["mode", "subset_size"])[["drop", "accuracy"]].mean()
             for (_, j), row in grouped.iterrows():
                 per_mode[int(j)].append((row["drop"], row["accuracy"]))
     else:
-        data = _Tagged(tags, labels, correct)
+        data = as_split(tags, labels, correct)
         for cls, mode_tags in zip(modes["class"], modes["tags"], strict=True):
-            mode_tags = _tag_tuple(mode_tags, "modes")
+            mode_tags = tag_tuple(mode_tags, "modes")
             if len(mode_tags) != n_tags:
                 continue
             _, class_acc = data.accuracy(data.class_mask(cls))

@@ -16,17 +16,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ._common import (
-    _check_int,
-    _embeddings,
-    _ids,
-    _l2_normalize,
-    _labels_for,
-    _mode_table,
-    _row_mask,
-    _tag_tuple,
-    _Tagged,
-)
+from .._validation import check_columns, check_embeddings, check_ids, check_int, l2_normalize
+from ..split import as_split
+from ._common import labels_for, row_mask, tag_tuple
 
 __all__ = [
     "QUALITY_COLUMNS",
@@ -80,21 +72,21 @@ def mode_similarity_stats(
         of inside vs outside similarities (NaN when either side is empty; ties count 1/2), and
         the counts ``n_inside``, ``n_outside``.
     """
-    images = _embeddings(image_embeddings, "image_embeddings")
-    text = _embeddings(text_embedding, "text_embedding", ndim=1)
+    images = check_embeddings(image_embeddings, "image_embeddings")
+    text = check_embeddings(text_embedding, "text_embedding", ndim=1)
     if text.shape[0] != images.shape[1]:
         raise ValueError(
             f"text_embedding: dimension {text.shape[0]} does not match image_embeddings "
             f"dimension {images.shape[1]}"
         )
     n = images.shape[0]
-    inside_mask = _row_mask(inside, n, "inside")
-    outside_mask = _row_mask(outside, n, "outside")
+    inside_mask = row_mask(inside, n, "inside")
+    outside_mask = row_mask(outside, n, "outside")
     if (inside_mask & outside_mask).any():
         raise ValueError("outside: overlaps inside; an image cannot be both in and out of a mode")
     return _similarity_stats(
-        _l2_normalize(images, "image_embeddings"),
-        _l2_normalize(text, "text_embedding"),
+        l2_normalize(images, "image_embeddings"),
+        l2_normalize(text, "text_embedding"),
         inside_mask,
         outside_mask,
     )
@@ -139,14 +131,14 @@ def mode_members(
     Series (index = ``modes.index``, name ``members``) of tuples of sample ids, in the order of
     ``tags``. One mode's ids as an Index: ``pd.Index(mode_members(...).loc[key])``.
     """
-    modes = _mode_table(modes, "modes", ["class", "tags"])
-    data = _Tagged(tags, labels, None)
-    mode_tags = [_tag_tuple(t, "modes") for t in modes["tags"]]
+    modes = check_columns(modes, "modes", ["class", "tags"])
+    data = as_split(tags, labels, need_correct=False)
+    mode_tags = [tag_tuple(t, "modes") for t in modes["tags"]]
     if strict:
         unknown = sorted({t for ts in mode_tags for t in ts if t not in data.column})
         if unknown:
             raise ValueError(f"modes: tag(s) {unknown} are not columns of tags")
-    ids = data.index.to_numpy(dtype=object)
+    ids = data.ids.to_numpy(dtype=object)
     out = [
         tuple(ids[data.group_mask(cls, t)])
         for cls, t in zip(modes["class"], mode_tags, strict=True)
@@ -178,9 +170,9 @@ def _description_embeddings(
     if encode_text is not None:
         if not callable(encode_text):
             raise TypeError("encode_text: expected a callable list[str] -> array (m, d)")
-        texts = _embeddings(encode_text(descriptions), "encode_text(...) result")
+        texts = check_embeddings(encode_text(descriptions), "encode_text(...) result")
     else:
-        texts = _embeddings(text_embeddings, "text_embeddings")
+        texts = check_embeddings(text_embeddings, "text_embeddings")
     if texts.shape[0] != len(descriptions):
         raise ValueError(
             f"text_embeddings: expected {len(descriptions)} rows (one per slice), got {texts.shape[0]}"
@@ -190,7 +182,7 @@ def _description_embeddings(
             f"text_embeddings: dimension {texts.shape[1]} does not match image_embeddings "
             f"dimension {dim}"
         )
-    return _l2_normalize(texts, "text_embeddings")
+    return l2_normalize(texts, "text_embeddings")
 
 
 def _inside_outside(
@@ -262,18 +254,18 @@ def description_quality(
         the images of the same class that are not members. Member ids without an embedding are
         ignored (logged); a slice with no embedded member has NaN statistics.
     """
-    slices = _mode_table(slices, "slices", ["class", "description"])
-    images = _embeddings(image_embeddings, "image_embeddings")
-    index = _ids(ids, images.shape[0])
-    label_values = _labels_for(labels, index)
+    slices = check_columns(slices, "slices", ["class", "description"])
+    images = check_embeddings(image_embeddings, "image_embeddings")
+    index = check_ids(ids, images.shape[0], "image_embeddings")
+    label_values = labels_for(labels, index)
     if (encode_text is None) == (text_embeddings is None):
         raise ValueError("encode_text, text_embeddings: give exactly one of them")
     if n_outside is not None:
-        n_outside = _check_int(n_outside, "n_outside", 1)
+        n_outside = check_int(n_outside, "n_outside", 1)
     members = _slice_members(slices, tags, labels, label_values, index)
     descriptions = [str(d) for d in slices["description"]]
     texts = _description_embeddings(descriptions, encode_text, text_embeddings, images.shape[1])
-    images = _l2_normalize(images, "image_embeddings")
+    images = l2_normalize(images, "image_embeddings")
     position = pd.Series(np.arange(len(index)), index=index)
     rng = np.random.default_rng(seed)
     records = []
@@ -319,7 +311,7 @@ def summarize_description_quality(
     rows = {}
     for name, table in tables.items():
         needed = ["mean", "std", "auroc"] + (["n_inside"] if how == "pooled" else [])
-        table = _mode_table(table, f"quality[{name!r}]", needed)
+        table = check_columns(table, f"quality[{name!r}]", needed)
         valid = table[table["mean"].notna()]
         row: dict[str, float] = {"n_modes": int(len(valid))}
         for col in ("mean", "std", "auroc"):

@@ -16,7 +16,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from .. import search
-from ._common import _check_int, _check_real, _mode_table, _split_tables, _tag_tuple, _Tagged
+from .._validation import check_columns, check_int, check_real
+from ..split import TaggedSplit, as_split, require_split
+from ._common import tag_tuple
 
 __all__ = ["RECOVERED_COLUMNS", "recover_groups", "generalization_summary", "generalization_sweep"]
 
@@ -33,9 +35,9 @@ RECOVERED_COLUMNS = (
 
 def recover_groups(
     modes: pd.DataFrame,
-    tags_test: pd.DataFrame,
-    labels_test: pd.Series,
-    correct_test: pd.Series,
+    tags_test: pd.DataFrame | TaggedSplit,
+    labels_test: pd.Series | None = None,
+    correct_test: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Recover every mode's group on unseen data from its tags alone (paper 4.1: I'_S).
 
@@ -43,7 +45,8 @@ def recover_groups(
     ----------
     modes : failure-mode table (columns ``class``, ``tags``, ``drop`` at least)
     tags_test, labels_test, correct_test : the unseen data, same contract as
-        :func:`primekit.find_failure_modes`.
+        :func:`primekit.find_failure_modes`, or one :class:`~primekit.split.TaggedSplit` (e.g.
+        ``study.test``) as ``tags_test``.
 
     Returns
     -------
@@ -52,13 +55,13 @@ def recover_groups(
         NaN when the group is empty), ``test_class_size``, ``test_class_accuracy`` (A'_c) and
         ``test_drop`` (A'_c - A'_S). A tag that no unseen sample carries gives an empty group.
     """
-    modes = _mode_table(modes, "modes", ["class", "tags", "drop"])
-    data = _Tagged(tags_test, labels_test, correct_test, prefix="test data: ")
+    modes = check_columns(modes, "modes", ["class", "tags", "drop"])
+    data = as_split(tags_test, labels_test, correct_test, prefix="test data: ")
     out = modes.copy()
     records = []
     absent_tags: set[str] = set()
     for cls, mode_tags in zip(modes["class"], modes["tags"], strict=True):
-        mode_tags = _tag_tuple(mode_tags, "modes")
+        mode_tags = tag_tuple(mode_tags, "modes")
         absent_tags.update(t for t in mode_tags if t not in data.column)
         class_n, class_acc = data.accuracy(data.class_mask(cls))
         n, acc = data.accuracy(data.group_mask(cls, mode_tags))
@@ -95,9 +98,9 @@ def generalization_summary(
         test drop over evaluated modes; NaN for fewer than 2 or no variance), ``spearman``,
         ``mean_train_drop``, ``mean_test_drop``.
     """
-    recovered = _mode_table(recovered, "recovered", ["drop", "test_drop", "test_size"])
-    min_test_drop = _check_real(min_test_drop, "min_test_drop", -1.0, 1.0)
-    min_test_size = _check_int(min_test_size, "min_test_size", 1)
+    recovered = check_columns(recovered, "recovered", ["drop", "test_drop", "test_size"])
+    min_test_drop = check_real(min_test_drop, "min_test_drop", -1.0, 1.0)
+    min_test_size = check_int(min_test_size, "min_test_size", 1)
     evaluated = recovered[
         (recovered["test_size"] >= min_test_size) & recovered["test_drop"].notna()
     ]
@@ -133,9 +136,11 @@ def generalization_sweep(
 
     Parameters
     ----------
-    data : split the modes are found on: an object with ``tags``, ``labels`` and ``correct``
-        (the contract of :func:`primekit.find_failure_modes`), e.g. ``load_study(...).val``
-    unseen : split of unseen data, the same kind of object (e.g. ``study.test``)
+    data : TaggedSplit
+        The split the modes are found on, e.g. ``load_study(...).val`` (a
+        :class:`~primekit.split.TaggedSplit` with correctness).
+    unseen : TaggedSplit
+        Unseen data, e.g. ``study.test``.
     grid : iterable of (min_size, min_drop) pairs, e.g. ``[(25, .25), (30, .30), (50, .30)]``
     min_test_drop, min_test_size : passed to :func:`generalization_summary`
     **search_options : other options of :func:`primekit.find_failure_modes` (necessity, ...)
@@ -145,8 +150,8 @@ def generalization_sweep(
     DataFrame, one row per grid point: ``min_size, min_drop`` and the keys of
     :func:`generalization_summary`.
     """
-    tags, labels, correct = _split_tables(data, "data")
-    tags_test, labels_test, correct_test = _split_tables(unseen, "unseen")
+    data = require_split(data, "data")
+    unseen = require_split(unseen, "unseen")
     grid = list(grid)
     if not grid:
         raise ValueError("grid: expected at least one (min_size, min_drop) pair")
@@ -156,10 +161,10 @@ def generalization_sweep(
             raise TypeError(f"grid: expected (min_size, min_drop) pairs, got {point!r}")
         min_size, min_drop = point
         modes = search.find_failure_modes(
-            tags, labels, correct, min_size=min_size, min_drop=min_drop, **search_options
+            data, min_size=min_size, min_drop=min_drop, **search_options
         )
         summary = generalization_summary(
-            recover_groups(modes, tags_test, labels_test, correct_test),
+            recover_groups(modes, unseen),
             min_test_drop=min_test_drop,
             min_test_size=min_test_size,
         )

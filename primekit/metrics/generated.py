@@ -14,15 +14,17 @@ import numpy as np
 import pandas as pd
 
 from .. import search
-from ._common import _as_bool, _check_int, _check_real, _mode_table, _tag_tuple
+from .._validation import check_columns, check_int, check_real
+from ..split import TaggedSplit, as_split
+from ._common import tag_tuple
 
 __all__ = ["success_modes", "select_generation_modes", "generated_validation", "generation_gap"]
 
 
 def success_modes(
-    tags: pd.DataFrame,
-    labels: pd.Series,
-    correct: pd.Series,
+    tags: pd.DataFrame | TaggedSplit,
+    labels: pd.Series | None = None,
+    correct: pd.Series | None = None,
     *,
     min_gain: float = 0.05,
     **search_options: Any,
@@ -38,7 +40,8 @@ def success_modes(
 
     Parameters
     ----------
-    tags, labels, correct : as for :func:`primekit.find_failure_modes`
+    tags, labels, correct : as for :func:`primekit.find_failure_modes` (or one
+        :class:`~primekit.split.TaggedSplit` as ``tags``)
     min_gain : float, default 0.05
         Least rise of accuracy above the class accuracy.
     **search_options : min_size, necessity, max_tags, min_tag_count, method, ...
@@ -51,13 +54,10 @@ def success_modes(
     """
     if "min_drop" in search_options:
         raise TypeError("min_drop: not an option of success_modes; use min_gain")
-    min_gain = _check_real(min_gain, "min_gain", 0.0, 1.0)
-    if not isinstance(correct, pd.Series):
-        correct = pd.Series(np.asarray(correct), index=getattr(tags, "index", None))
-    inverted = ~_as_bool(correct.to_numpy(), "correct")
-    modes = search.find_failure_modes(
-        tags, labels, pd.Series(inverted, index=correct.index), min_drop=min_gain, **search_options
-    )
+    min_gain = check_real(min_gain, "min_gain", 0.0, 1.0)
+    data = as_split(tags, labels, correct)
+    inverted = TaggedSplit(data.tags, data.labels, ~data.correct)
+    modes = search.find_failure_modes(inverted, min_drop=min_gain, **search_options)
     out = modes.copy()
     out["accuracy"] = 1.0 - modes["accuracy"]
     out["class_accuracy"] = 1.0 - modes["class_accuracy"]
@@ -81,9 +81,9 @@ def select_generation_modes(
     DataFrame with the mode columns plus ``kind`` in {"failure", "success"}; a class keeps
     whatever it has (fewer than ``per_class`` when the search found fewer).
     """
-    per_class = _check_int(per_class, "per_class", 1)
-    failure_modes = _mode_table(failure_modes, "failure_modes", ["class", "tags", "drop", "size"])
-    success = _mode_table(success, "success", ["class", "tags", "drop", "size"])
+    per_class = check_int(per_class, "per_class", 1)
+    failure_modes = check_columns(failure_modes, "failure_modes", ["class", "tags", "drop", "size"])
+    success = check_columns(success, "success", ["class", "tags", "drop", "size"])
     parts = []
     for kind, table, ascending in (("failure", failure_modes, False), ("success", success, True)):
         ranked = table.sort_values(["drop", "size"], ascending=[ascending, False], kind="stable")
@@ -122,16 +122,16 @@ def generated_validation(
     DataFrame: a copy of ``modes`` with ``n_generated`` and ``generated_accuracy`` (share of
     generated images predicted as the mode's class).
     """
-    modes = _mode_table(modes, "modes", ["class", "tags"])
+    modes = check_columns(modes, "modes", ["class", "tags"])
     if not callable(render_fn):
         raise TypeError("render_fn: expected a callable (cls, tags, n, seed) -> images")
     if not callable(predict_fn):
         raise TypeError("predict_fn: expected a callable images -> predicted labels")
-    n_per_mode = _check_int(n_per_mode, "n_per_mode", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_per_mode = check_int(n_per_mode, "n_per_mode", 1)
+    seed = check_int(seed, "seed", 0)
     accuracies, counts = [], []
     for i, (cls, mode_tags) in enumerate(zip(modes["class"], modes["tags"], strict=True)):
-        images = render_fn(cls, _tag_tuple(mode_tags, "modes"), n_per_mode, seed=seed + i)
+        images = render_fn(cls, tag_tuple(mode_tags, "modes"), n_per_mode, seed=seed + i)
         if isinstance(images, tuple):  # (images, metadata), as the toy world's renderer returns
             images = images[0]
         predicted = predict_fn(images)
@@ -166,7 +166,7 @@ def generation_gap(validated: pd.DataFrame) -> pd.DataFrame:
     class's modes of each kind) and ``gap`` = success - failure (NaN when a kind is missing).
     The paper's headline is ``gap.mean()``.
     """
-    validated = _mode_table(validated, "validated", ["class", "kind", "generated_accuracy"])
+    validated = check_columns(validated, "validated", ["class", "kind", "generated_accuracy"])
     table = validated.pivot_table(
         index="class", columns="kind", values="generated_accuracy", aggfunc="mean"
     )

@@ -17,7 +17,7 @@ import pandas as pd
 from mlxtend.frequent_patterns import fpmax
 from sklearn.neighbors import NearestNeighbors
 
-from ._common import _as_bool, _check_int, _check_real, _embeddings, _l2_normalize
+from .._validation import as_bool, check_embeddings, check_int, check_real, l2_normalize
 
 __all__ = ["distance_by_shared_tags", "neighbour_shared_tags"]
 
@@ -33,7 +33,7 @@ def _tag_matrix(tags: Any, n: int, argument: str = "tags") -> np.ndarray:
         raise ValueError(
             f"{argument}: expected a sample x tag matrix with {n} rows, got {values.shape}"
         )
-    return _as_bool(values, argument)
+    return as_bool(values, argument)
 
 
 def _pair_distances(emb: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 8192) -> np.ndarray:
@@ -78,18 +78,18 @@ def distance_by_shared_tags(
     distance) and ``probability``: P(distance of a pair sharing >= d tags > distance of a random
     pair), ties counted 1/2. Rows with no pair are NaN.
     """
-    emb = _embeddings(embeddings, "embeddings")
+    emb = check_embeddings(embeddings, "embeddings")
     n = emb.shape[0]
     if n < 2:
         raise ValueError("embeddings: need at least 2 images")
     matrix = _tag_matrix(tags, n)
-    thresholds = [_check_int(d, "thresholds", 0) for d in thresholds]
+    thresholds = [check_int(d, "thresholds", 0) for d in thresholds]
     if not thresholds:
         raise ValueError("thresholds: expected at least one value of d")
-    n_pairs = _check_int(n_pairs, "n_pairs", 1)
-    max_draws = _check_int(max_draws, "max_draws", n_pairs)
+    n_pairs = check_int(n_pairs, "n_pairs", 1)
+    max_draws = check_int(max_draws, "max_draws", n_pairs)
     if normalize:
-        emb = _l2_normalize(emb, "embeddings")
+        emb = l2_normalize(emb, "embeddings")
     rng = np.random.default_rng(seed)
     reference = None
     collected: dict[int, list[np.ndarray]] = {d: [] for d in thresholds}
@@ -218,22 +218,22 @@ def neighbour_shared_tags(
     DataFrame indexed by ``n_neighbours`` = N with columns ``latent_mean``, ``latent_std``,
     ``semantic_mean``, ``semantic_std``, ``n_queries``.
     """
-    emb = _embeddings(embeddings, "embeddings")
+    emb = check_embeddings(embeddings, "embeddings")
     n = emb.shape[0]
     matrix = _tag_matrix(tags, n)
-    sizes = [_check_int(v, "n_neighbours", 1) for v in n_neighbours]
+    sizes = [check_int(v, "n_neighbours", 1) for v in n_neighbours]
     if not sizes:
         raise ValueError("n_neighbours: expected at least one value of N")
     if max(sizes) >= n:
         raise ValueError(
             f"n_neighbours: N must be below the number of images ({n}), got {max(sizes)}"
         )
-    fraction = _check_real(fraction, "fraction", 0.0, 1.0)
+    fraction = check_real(fraction, "fraction", 0.0, 1.0)
     if fraction == 0.0:
         raise ValueError("fraction: must be > 0")
-    n_queries = min(_check_int(n_queries, "n_queries", 1), n)
+    n_queries = min(check_int(n_queries, "n_queries", 1), n)
     if normalize:
-        emb = _l2_normalize(emb, "embeddings")
+        emb = l2_normalize(emb, "embeddings")
     rng = np.random.default_rng(seed)
     queries = rng.choice(n, size=n_queries, replace=False)
     knn = NearestNeighbors(n_neighbors=max(sizes) + 1).fit(emb)

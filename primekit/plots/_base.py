@@ -1,4 +1,4 @@
-"""What the plot modules share: a default Axes, panel grids, the column check and saving."""
+"""What the plot modules share: a default Axes, panel grids and saving."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["save_figure"]
+__all__ = ["axes_or_new", "panel_grid", "save_figure"]
 
 
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (6, 4)) -> Axes:
+def axes_or_new(ax: Axes | None, figsize: tuple[float, float] = (6, 4)) -> Axes:
     """``ax``, or a new Axes of ``figsize``."""
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
@@ -26,7 +25,7 @@ def _axes(ax: Axes | None, figsize: tuple[float, float] = (6, 4)) -> Axes:
     return ax
 
 
-def _panels(
+def panel_grid(
     ax: Axes | Sequence[Axes] | np.ndarray | None,
     nrows: int,
     ncols: int,
@@ -53,15 +52,6 @@ def _panels(
     if len(axes) < nrows * ncols or not all(isinstance(a, Axes) for a in axes):
         raise ValueError(f"ax: expected an Axes or at least {nrows * ncols} Axes, got {len(axes)}")
     return axes[: nrows * ncols].reshape(nrows, ncols), False
-
-
-def _require(table: pd.DataFrame, argument: str, columns: Sequence[str]) -> None:
-    """Raise a clear error when ``table`` is not a DataFrame with ``columns``."""
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"{argument}: expected a DataFrame, got {type(table).__name__}")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{argument}: missing column(s) {missing}")
 
 
 def _figure_of(drawn: Any) -> Figure:

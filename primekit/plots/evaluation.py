@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ._base import _axes, _require
+from .._validation import check_columns
+from ._base import axes_or_new
 
 __all__ = [
     "plot_description_quality",
@@ -30,8 +31,8 @@ def plot_description_quality(summary: pd.DataFrame, *, ax: Axes | None = None) -
     summary : DataFrame from :func:`primekit.metrics.summarize_description_quality` (index =
         method; columns ``mean``, ``std``, ``auroc`` and optionally ``*_sem`` error bars).
     """
-    _require(summary, "summary", ["mean", "std", "auroc"])
-    ax = _axes(ax)
+    check_columns(summary, "summary", ["mean", "std", "auroc"])
+    ax = axes_or_new(ax)
     metrics_ = ["mean", "std", "auroc"]
     labels = ["mean similarity ↑", "std of similarity ↓", "AUROC ↑"]
     width = 0.8 / max(len(summary), 1)
@@ -72,9 +73,9 @@ def plot_quality_distribution(
     if not tables:
         raise ValueError("quality: no table given")
     for name, table in tables.items():
-        _require(table, f"quality[{name!r}]", [column])
+        check_columns(table, f"quality[{name!r}]", [column])
     values = [t[column].dropna().to_numpy(float) for t in tables.values()]
-    ax = _axes(ax, (6, 3.5))
+    ax = axes_or_new(ax, (6, 3.5))
     # matplotlib's own box plot: seaborn 0.13's passes an argument matplotlib 3.11 deprecates
     ax.boxplot(values, positions=np.arange(len(values)), widths=0.5,
                medianprops={"color": "C1"})
@@ -107,8 +108,8 @@ def plot_generalization(
         (seaborn's ``regplot``, seeded), the trend the paper reads against y = x; drawn when
         there are at least 3 points and both drops vary.
     """
-    _require(recovered, "recovered", ["drop", "test_drop"])
-    ax = _axes(ax)
+    check_columns(recovered, "recovered", ["drop", "test_drop"])
+    ax = axes_or_new(ax)
     shown = recovered[recovered["test_drop"].notna()]
     sizes = None
     if "test_size" in shown.columns and len(shown):
@@ -144,8 +145,8 @@ def plot_tag_combinations(
     """
     tables = {"": summaries} if isinstance(summaries, pd.DataFrame) else dict(summaries)
     for name, table in tables.items():
-        _require(table, f"summaries[{name!r}]" if name else "summaries", ["drop"])
-    ax = _axes(ax)
+        check_columns(table, f"summaries[{name!r}]" if name else "summaries", ["drop"])
+    ax = axes_or_new(ax)
     counts = sorted({int(k) for t in tables.values() for k in t.index}, reverse=True)
     width = 0.8 / max(len(counts), 1)
     x = np.arange(len(tables))
@@ -179,14 +180,14 @@ def plot_combination_accuracies(
     combos : DataFrame from :func:`primekit.metrics.tag_combination_accuracies`
     mode : the ``mode`` label to draw; default the first mode in ``combos``.
     """
-    _require(combos, "combos", ["mode", "subset", "subset_size", "accuracy", "class_accuracy"])
+    check_columns(combos, "combos", ["mode", "subset", "subset_size", "accuracy", "class_accuracy"])
     if combos.empty:
         raise ValueError("combos: no rows")
     key = combos["mode"].iloc[0] if mode is None else mode
     rows = combos[combos["mode"] == key]
     if rows.empty:
         raise ValueError(f"mode: {key!r} is not in combos")
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     y = np.arange(len(rows))
     colors = [f"C{int(k) - 1}" for k in rows["subset_size"]]
     ax.barh(y, rows["accuracy"], color=colors)
@@ -214,8 +215,8 @@ def plot_generated_accuracy(validated: pd.DataFrame, *, ax: Axes | None = None) 
     validated : DataFrame from :func:`primekit.metrics.generated_validation` with ``class``,
         ``kind`` and ``generated_accuracy``.
     """
-    _require(validated, "validated", ["class", "kind", "generated_accuracy"])
-    ax = _axes(ax)
+    check_columns(validated, "validated", ["class", "kind", "generated_accuracy"])
+    ax = axes_or_new(ax)
     table = validated.pivot_table(
         index="class", columns="kind", values="generated_accuracy", aggfunc="mean"
     )

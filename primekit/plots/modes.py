@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from ._base import _axes, _panels, _require
+from .._validation import check_columns
+from ._base import axes_or_new, panel_grid
 
 __all__ = [
     "plot_image_grid",
@@ -57,7 +58,7 @@ def plot_image_grid(
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles: expected {n} titles, got {len(titles)}")
     nrows = max(1, -(-n // ncols))
-    axes, own = _panels(ax, nrows, ncols, (1.4 * ncols, 1.75 * nrows))
+    axes, own = panel_grid(ax, nrows, ncols, (1.4 * ncols, 1.75 * nrows))
     for i, cell in enumerate(axes.flat):
         cell.axis("off")
         if i < n:
@@ -93,13 +94,13 @@ def plot_mode_grid(
     -------
     array of Axes, shape (len(modes), ncols)
     """
-    _require(modes, "modes", ["class", "tags", "size", "accuracy", "class_accuracy"])
+    check_columns(modes, "modes", ["class", "tags", "size", "accuracy", "class_accuracy"])
     if len(images) != len(modes):
         raise ValueError(f"images: expected one array per mode ({len(modes)}), got {len(images)}")
     if ncols < 1:
         raise ValueError(f"ncols: must be >= 1, got {ncols}")
     nrows = max(1, len(modes))
-    axes, own = _panels(ax, nrows, ncols, (1.3 * ncols, 1.55 * nrows))
+    axes, own = panel_grid(ax, nrows, ncols, (1.3 * ncols, 1.55 * nrows))
     for r, ((_, row), imgs) in enumerate(zip(modes.iterrows(), images, strict=False)):
         for c in range(ncols):
             cell = axes[r, c]
@@ -147,8 +148,8 @@ def plot_subset_accuracies(
     -------
     Axes
     """
-    _require(subsets, "subsets", ["tags", "accuracy"])
-    ax = _axes(ax, (5, 0.45 * len(subsets) + 1))
+    check_columns(subsets, "subsets", ["tags", "accuracy"])
+    ax = axes_or_new(ax, (5, 0.45 * len(subsets) + 1))
     labels = [_tag_text(t) or "(all images of the class)" for t in subsets["tags"]]
     n_tags = subsets["n_tags"] if "n_tags" in subsets else pd.Series([len(t) for t in subsets["tags"]])
     colours = plt.cm.viridis(np.asarray(n_tags, float) / max(1, int(np.max(n_tags)) + 1))
@@ -170,9 +171,9 @@ def plot_subset_accuracies(
 
 def plot_mode_accuracy(modes: pd.DataFrame, *, max_modes: int = 20, ax: Axes | None = None) -> Axes:
     """Accuracy of each failure mode next to its class accuracy (horizontal bars)."""
-    _require(modes, "modes", ["class", "tags", "accuracy", "class_accuracy"])
+    check_columns(modes, "modes", ["class", "tags", "accuracy", "class_accuracy"])
     modes = modes.head(max_modes)
-    ax = _axes(ax, (6, 0.35 * len(modes) + 1))
+    ax = axes_or_new(ax, (6, 0.35 * len(modes) + 1))
     labels = [f"{c}: {_tag_text(t)}" for c, t in zip(modes["class"], modes["tags"], strict=False)]
     y = np.arange(len(modes))
     ax.barh(y + 0.2, modes["class_accuracy"], height=0.4, color="0.75", label="class")
@@ -204,14 +205,14 @@ def plot_mode_subsets(
     -------
     array of Axes, one per mode (a grid's unused cells are removed)
     """
-    _require(subsets, "subsets", ["mode", "class", "tags", "n_tags", "accuracy"])
+    check_columns(subsets, "subsets", ["mode", "class", "tags", "n_tags", "accuracy"])
     if ncols < 1:
         raise ValueError(f"ncols: must be >= 1, got {ncols}")
     groups = list(subsets.groupby("mode", sort=True))
     n = max(len(groups), 1)
     cols = min(ncols, n)
     rows = -(-n // cols)
-    axes, own = _panels(ax, rows, cols, (4 * cols, 3.2 * rows))
+    axes, own = panel_grid(ax, rows, cols, (4 * cols, 3.2 * rows))
     cells = axes.ravel()
     for cell, (_, table) in zip(cells, groups, strict=False):
         empty = table[table["n_tags"] == 0]
@@ -232,8 +233,8 @@ def plot_lattice(lattice: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
 
     ``lattice`` is the output of ``primekit.tag_lattice``.
     """
-    _require(lattice, "lattice", ["size", "drop", "n_tags", "is_failure_mode"])
-    ax = _axes(ax, (6, 4))
+    check_columns(lattice, "lattice", ["size", "drop", "n_tags", "is_failure_mode"])
+    ax = axes_or_new(ax, (6, 4))
     rest = lattice[~lattice["is_failure_mode"]]
     modes = lattice[lattice["is_failure_mode"]]
     ax.scatter(rest["size"], rest["drop"], s=6, c="0.7", alpha=0.5, label="frequent combination")

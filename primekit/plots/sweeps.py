@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ._base import _axes, _panels, _require
+from .._validation import check_columns
+from ._base import axes_or_new, panel_grid
 from .evaluation import plot_generalization
 
 __all__ = ["plot_sweep_heatmap", "plot_generalization_panels", "plot_search_comparison"]
@@ -33,8 +34,8 @@ def plot_sweep_heatmap(
     value : column to show, e.g. ``"n_modes"``, ``"corrcoef"``, ``"share_at_least"``
     fmt : format of the numbers written in the cells (NaN cells are left blank)
     """
-    _require(sweep, "sweep", ["min_size", "min_drop", value])
-    ax = _axes(ax, (5, 4))
+    check_columns(sweep, "sweep", ["min_size", "min_drop", value])
+    ax = axes_or_new(ax, (5, 4))
     table = sweep.pivot_table(index="min_size", columns="min_drop", values=value, dropna=False)
     data = table.to_numpy(dtype=float)
     finite = np.isfinite(data)
@@ -72,13 +73,13 @@ def plot_generalization_panels(
     -------
     array of the Axes drawn on, one per point.
     """
-    _require(recovered, "recovered", ["min_size", "min_drop", "drop", "test_drop"])
+    check_columns(recovered, "recovered", ["min_size", "min_drop", "drop", "test_drop"])
     if points is None:
         points = list(dict.fromkeys(zip(recovered["min_size"], recovered["min_drop"], strict=False)))
     points = [(int(s), float(a)) for s, a in points]
     if not points:
         raise ValueError("points: nothing to draw (recovered has no rows)")
-    axes, _ = _panels(ax, 1, len(points), (3.2 * len(points), 3.4), sharex=True, sharey=True)
+    axes, _ = panel_grid(ax, 1, len(points), (3.2 * len(points), 3.4), sharex=True, sharey=True)
     axes = axes.ravel()
     for panel, (s, a) in zip(axes, points, strict=True):
         rows = recovered[(recovered["min_size"] == s) & np.isclose(recovered["min_drop"], a)]
@@ -110,8 +111,8 @@ def plot_search_comparison(
     ----------
     comparison : DataFrame from :func:`primekit.sweeps.compare_search_methods`
     """
-    _require(comparison, "comparison", ["n_modes", "n_exhaustive", "seconds"])
-    ax = _axes(ax, (6, 3.5))
+    check_columns(comparison, "comparison", ["n_modes", "n_exhaustive", "seconds"])
+    ax = axes_or_new(ax, (6, 3.5))
     x = np.arange(len(comparison))
     ax.bar(x, comparison["n_modes"], color="tab:blue", label="modes found")
     if len(comparison):

@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ._base import _axes, _require
+from .._validation import check_columns
+from ._base import axes_or_new
 
 __all__ = [
     "plot_tag_count_distribution",
@@ -29,7 +30,7 @@ def plot_tag_count_distribution(distribution: pd.DataFrame, *, ax: Axes | None =
     """
     if not isinstance(distribution, pd.DataFrame) or distribution.empty:
         raise ValueError("distribution: expected a non-empty DataFrame of shares")
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     counts = [str(i) for i in distribution.index]
     long = distribution.set_axis(counts).rename_axis("tags").reset_index().melt(
         id_vars="tags", var_name="tagger", value_name="share")
@@ -59,13 +60,13 @@ def plot_tag_heatmap(
     tags : columns to show, in order; default every tag, most frequent overall first
     annotate : write the percentage in cells of 10% or more
     """
-    _require(frequencies, "frequencies", ["class", "tag", "frequency"])
+    check_columns(frequencies, "frequencies", ["class", "tag", "frequency"])
     table = frequencies.pivot_table(index="class", columns="tag", values="frequency",
                                     aggfunc="mean", fill_value=0.0)
     if tags is None:
         tags = list(table.mean(axis=0).sort_values(ascending=False, kind="stable").index)
     table = table.reindex(columns=list(tags), fill_value=0.0)
-    ax = _axes(ax, (max(6, 0.32 * table.shape[1]), max(2.5, 0.4 * table.shape[0])))
+    ax = axes_or_new(ax, (max(6, 0.32 * table.shape[1]), max(2.5, 0.4 * table.shape[0])))
     values = table.to_numpy(dtype=float)
     cells = np.where(values >= 0.1, np.vectorize(lambda v: f"{v:.0%}"[:-1])(values), "")
     sns.heatmap(table, vmin=0, vmax=1, cmap="viridis", annot=cells if annotate else False,
@@ -98,8 +99,8 @@ def plot_threshold_sweep(
     threshold : mark the threshold in use with a vertical line
     ylabel : label of the y axis (default: the column name when there is one)
     """
-    _require(sweep, "sweep", ["threshold", *columns])
-    ax = _axes(ax)
+    check_columns(sweep, "sweep", ["threshold", *columns])
+    ax = axes_or_new(ax)
     for column in columns:
         ax.plot(sweep["threshold"], sweep[column], marker="o", markersize=3,
                 label=column.replace("_", " "))
@@ -124,10 +125,10 @@ def plot_tag_quality(quality: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
         :func:`primekit.toyworld.tagger_quality`. Undefined precision (a tag never predicted) is
         drawn as 0 and marked with a cross.
     """
-    _require(quality, "quality", ["precision", "recall"])
+    check_columns(quality, "quality", ["precision", "recall"])
     order = quality["f1"] if "f1" in quality.columns else quality["recall"]
     table = quality.assign(_order=order.fillna(0.0)).sort_values("_order", kind="stable")
-    ax = _axes(ax, (5, max(3, 0.22 * len(table))))
+    ax = axes_or_new(ax, (5, max(3, 0.22 * len(table))))
     y = np.arange(len(table))
     ax.barh(y + 0.2, table["precision"].fillna(0.0), 0.4, label="precision", color="tab:blue")
     ax.barh(y - 0.2, table["recall"].fillna(0.0), 0.4, label="recall", color="tab:orange")
