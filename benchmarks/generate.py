@@ -287,15 +287,21 @@ def _class_rows(scenario: Scenario, c: int, pool_weights: np.ndarray, low_score_
     order = np.argsort(keys, kind="stable")
     keys, score = keys[order], score[order]
     image, tag = keys // pool, keys % pool
-    stats = []
-    for tags, fail in planted:
+    def group(tags) -> tuple[int, float]:
         members = np.ones(scenario.n_per_class, bool)
         for t in tags:
             carriers = np.zeros(scenario.n_per_class, bool)
             carriers[present[present % pool == t] // pool] = True
             members &= carriers
         size = int(members.sum())
-        stats.append((tags, fail, size, float(correct[members].mean()) if size else float("nan")))
+        return size, float(correct[members].mean()) if size else float("nan")
+
+    stats = []
+    for tags, fail in planted:
+        size, acc = group(tags)
+        # accuracy without each tag: PRIME's necessity condition decides whether it is a mode
+        without = [group(tags[:i] + tags[i + 1 :])[1] for i in range(len(tags))] if len(tags) > 1 else []
+        stats.append((tags, fail, size, acc, without))
     return image, tag, score, correct, stats
 
 
@@ -316,8 +322,8 @@ def write_long(
     -------
     dict
         ``images, tag_rows, present_rows, vocabulary`` and ``planted``: one
-        ``(class, tags, planted accuracy, size, accuracy, class accuracy)`` per planted failure,
-        with the realised size and accuracy of its images.
+        ``(class, tags, planted accuracy, size, accuracy, class accuracy, accuracies without
+        each tag)`` per planted failure, with the realised size and accuracies of its images.
     """
     from pathlib import Path
 
@@ -356,8 +362,8 @@ def write_long(
             summary["present_rows"] += int((score >= 0.5).sum())
             accuracy = float(correct.mean())
             summary["planted"].extend(
-                (names[c], tuple(sorted(str(tag_names[t]) for t in ts)), fail, size, acc, accuracy)
-                for ts, fail, size, acc in stats
+                (names[c], tuple(str(tag_names[t]) for t in ts), fail, size, acc, accuracy, without)
+                for ts, fail, size, acc, without in stats
             )
             if len(parts) == classes_per_group or c == scenario.n_classes - 1:
                 writer.write_table(pa.concat_tables(parts))

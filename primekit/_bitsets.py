@@ -147,22 +147,25 @@ def _open(path: Path, argument: str):
 # ---------------------------------------------------------------------------------------------
 # batches -> integer codes
 
+_NO_SCORE = np.zeros(0, np.float64)
+
 
 class _Codes:
-    """Accumulates, batch by batch, sample positions, tag codes and scores of the rows."""
+    """Integer codes of the rows, batch by batch: id dictionary entries, tag codes and scores.
 
-    def __init__(self, sample_index: pd.Index, argument: str) -> None:
-        self.index = sample_index
+    The ids are looked up once, at the end, for the dictionaries of all batches together (one Arrow
+    hash lookup of the distinct ids against the samples' ids), not row by row.
+    """
+
+    def __init__(self, argument: str) -> None:
         self.argument = argument
         self.vocabulary: dict[str, int] = {}  # tag -> code in order of first appearance
-        self.pos: list[np.ndarray] = []
-        self.tag: list[np.ndarray] = []
-        self.score: list[np.ndarray] = []
-        self.stray: set[str] = set()
-        self.stray_rows = 0
+        self.dictionaries: list = []  # id dictionaries of the batches, as large strings
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # entries, tags, scores
+        self.n_entries = 0
         self.n_rows = 0
-        self._last_dictionary = None
-        self._last_positions = np.zeros(0, np.int32)
+        self._last: Any = None
+        self._offset = 0
 
     def add(self, batch: Any) -> None:
         if batch.num_rows == 0:
@@ -172,14 +175,13 @@ class _Codes:
             if column.null_count:
                 raise ValueError(f"{self.argument}: column {name!r} has missing values")
         id_dict, id_codes = _dictionary(ids)
-        positions = self._positions(id_dict)
-        pos = positions[id_codes]
-        stray = pos < 0
-        if stray.any():
-            self.stray_rows += int(stray.sum())
-            unused = np.flatnonzero(positions < 0)
-            used = np.unique(id_codes[stray])
-            self.stray.update(id_dict.take(np.intersect1d(unused, used)).to_pylist())
+        # consecutive batches of one Parquet row group share their dictionary: keep it once
+        last = self._last
+        if last is None or len(last) != len(id_dict) or not last.equals(id_dict):
+            self._offset = self.n_entries
+            self.dictionaries.append(_large_strings(id_dict))
+            self.n_entries += len(id_dict)
+            self._last = id_dict
         tag_dict, tag_codes = _dictionary(tags)
         names = tag_dict.to_pylist()
         local = np.fromiter(
@@ -187,23 +189,9 @@ class _Codes:
             np.int32,
             len(names),
         )
-        self.pos.append(pos.astype(np.int32, copy=False))
-        self.tag.append(local[tag_codes])
-        if "score" in batch.schema.names:
-            self.score.append(self._scores(batch.column("score")))
+        score = self._scores(batch.column("score")) if "score" in batch.schema.names else _NO_SCORE
+        self.chunks.append((id_codes + np.int32(self._offset), local[tag_codes], score))
         self.n_rows += batch.num_rows
-
-    def _positions(self, dictionary: Any) -> np.ndarray:
-        # consecutive batches of one Parquet row group share their dictionary: look it up once
-        last = self._last_dictionary
-        if last is not None and len(last) == len(dictionary) and last.equals(dictionary):
-            return self._last_positions
-        import pyarrow as pa
-
-        values = dictionary if pa.types.is_string(dictionary.type) else dictionary.cast(pa.string())
-        positions = self.index.get_indexer(values.to_numpy(zero_copy_only=False))
-        self._last_dictionary, self._last_positions = dictionary, positions.astype(np.int32)
-        return self._last_positions
 
     def _scores(self, column: Any) -> np.ndarray:
         import pyarrow as pa
@@ -224,20 +212,39 @@ class _Codes:
             )
         return values
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str]]:
-        """(positions, tag codes in the sorted vocabulary, scores or None, sorted vocabulary)."""
+    def positions(self, sample_ids: pd.Index) -> tuple[np.ndarray, Any]:
+        """Sample position of every dictionary entry (-1: no sample), and the entries' ids."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not self.dictionaries:
+            return np.zeros(0, np.int64), pa.array([], pa.large_string())
+        entries = pa.concat_arrays(self.dictionaries)
+        try:  # Arrow-backed strings (pandas' default) convert without copying
+            value_set = pa.array(sample_ids.array)
+        except (TypeError, pa.ArrowException):
+            value_set = pa.array(sample_ids.to_numpy(dtype=object))
+        value_set = _large_strings(value_set)
+        found = pc.index_in(entries, value_set=value_set)
+        return found.fill_null(-1).to_numpy().astype(np.int64), entries
+
+    def sorted_vocabulary(self) -> tuple[list[str], np.ndarray]:
+        """The vocabulary sorted, and the map from first-appearance codes to sorted codes."""
         names = list(self.vocabulary)
         order = sorted(range(len(names)), key=names.__getitem__)
         recode = np.empty(len(names), np.int32)
         recode[order] = np.arange(len(names), dtype=np.int32)
-        pos = np.concatenate(self.pos) if self.pos else np.zeros(0, np.int32)
-        tag = recode[np.concatenate(self.tag)] if self.tag else np.zeros(0, np.int32)
-        score = np.concatenate(self.score) if self.score else None
-        return pos, tag, score, [names[i] for i in order]
+        return [names[i] for i in order], recode
+
+
+def _large_strings(values: Any) -> Any:
+    import pyarrow as pa
+
+    return values if pa.types.is_large_string(values.type) else values.cast(pa.large_string())
 
 
 def _dictionary(column: Any) -> tuple[Any, np.ndarray]:
-    """(dictionary, int codes) of an Arrow array, dictionary-encoding it when it is not."""
+    """(dictionary, int32 codes) of an Arrow array, dictionary-encoding it when it is not."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -245,7 +252,8 @@ def _dictionary(column: Any) -> tuple[Any, np.ndarray]:
         column = column.combine_chunks()
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column)
-    return column.dictionary, column.indices.to_numpy(zero_copy_only=False)
+    codes = column.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return column.dictionary, codes
 
 
 def _thresholds(threshold: Any, vocabulary: list[str]) -> np.ndarray:
@@ -264,22 +272,21 @@ def _thresholds(threshold: Any, vocabulary: list[str]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# numba kernels
+# numba kernels, each called once per batch (state carried in the arrays passed)
 
 
 @njit(cache=True, nogil=True)
-def _first_repeat(pos, tag, n_samples, n_vocab):
-    """Index of the first row repeating an earlier (sample, tag) pair; -1: none; -2: unknown.
+def _repeats(entries, tags, recode, entry_pos, seen, mark, state):
+    """Index in the batch of a row repeating an earlier (sample, tag) pair; -1: none so far.
 
-    Linear when the rows of a sample are contiguous (tag tables are written sorted by id): a tag
-    seen twice in one run of a sample is a repeat. -2 says the rows were not contiguous.
+    Linear while the rows of a sample are contiguous (tag tables are written sorted by id): a tag
+    seen twice in one run of a sample is a repeat. Returns -2 when a sample's rows are not
+    contiguous (the caller then sorts). ``state`` = (run number, sample of the run).
     """
-    seen = np.zeros(n_samples, np.bool_)
-    mark = np.full(n_vocab, -1, np.int64)
-    run = -1
-    previous = -1
-    for i in range(pos.shape[0]):
-        p = pos[i]
+    run = state[0]
+    previous = state[1]
+    for i in range(entries.shape[0]):
+        p = entry_pos[entries[i]]
         if p < 0:
             continue
         if p != previous:
@@ -288,46 +295,49 @@ def _first_repeat(pos, tag, n_samples, n_vocab):
             seen[p] = True
             run += 1
             previous = p
-        t = tag[i]
+        t = recode[tags[i]]
         if mark[t] == run:
             return i
         mark[t] = run
+    state[0] = run
+    state[1] = previous
     return -1
 
 
 @njit(cache=True, nogil=True)
-def _group(pos, tag, score, thr, pos_class, pos_local, n_classes):
-    """Keep rows with a sample and a score >= their tag's threshold; group them by class.
-
-    Returns ``(offsets, rows, tags, tagged)``: class ``k``'s pairs are
-    ``rows[offsets[k]:offsets[k+1]]`` (row inside the class) and the same slice of ``tags``;
-    ``tagged[p]`` says whether sample ``p`` has any tag row (whatever its score).
-    """
+def _count(entries, tags, score, thr, recode, entry_pos, pos_class, counts, tagged, stray_entry):
+    """First pass: present rows per class (``counts[k + 1]``), tagged samples, stray rows."""
     has_score = score.shape[0] > 0
-    counts = np.zeros(n_classes + 1, np.int64)
-    tagged = np.zeros(pos_class.shape[0], np.bool_)
-    for i in range(pos.shape[0]):
-        p = pos[i]
+    stray = 0
+    for i in range(entries.shape[0]):
+        p = entry_pos[entries[i]]
         if p < 0:
+            stray_entry[entries[i]] = True
+            stray += 1
             continue
         tagged[p] = True
-        if has_score and score[i] < thr[tag[i]]:
+        if has_score and score[i] < thr[recode[tags[i]]]:
             continue
         counts[pos_class[p] + 1] += 1
-    offsets = np.cumsum(counts)
-    cursor = offsets[:-1].copy()
-    rows = np.empty(offsets[-1], np.int32)
-    tags = np.empty(offsets[-1], np.int32)
-    for i in range(pos.shape[0]):
-        p = pos[i]
-        if p < 0 or (has_score and score[i] < thr[tag[i]]):
+    return stray
+
+
+@njit(cache=True, nogil=True)
+def _place(entries, tags, score, thr, recode, entry_pos, pos_class, pos_local, cursor, rows, out):
+    """Second pass: each present row to its class's slice, as (row inside the class, tag code)."""
+    has_score = score.shape[0] > 0
+    for i in range(entries.shape[0]):
+        p = entry_pos[entries[i]]
+        if p < 0:
+            continue
+        t = recode[tags[i]]
+        if has_score and score[i] < thr[t]:
             continue
         c = pos_class[p]
         j = cursor[c]
         rows[j] = pos_local[p]
-        tags[j] = tag[i]
+        out[j] = t
         cursor[c] = j + 1
-    return offsets, rows, tags, tagged
 
 
 @njit(cache=True, nogil=True)
@@ -439,8 +449,8 @@ def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.
     classes = sorted_classes(uniques)
     position = {c: k for k, c in enumerate(classes)}
     rank = np.array([position[c] for c in uniques], dtype=np.int64)
-    ids = labels.index if labels.index.dtype == object else labels.index.astype(str)
-    return ids.astype(str), (rank[codes] if len(codes) else codes.astype(np.int64)), classes, correct
+    ids = labels.index.astype(str)
+    return ids, (rank[codes] if len(codes) else codes.astype(np.int64)), classes, correct
 
 
 def encode_long_table(
@@ -473,35 +483,43 @@ def encode_long_table(
         With ``report``, the :class:`JoinReport` of the join (also logged as warnings).
     """
     sample_ids, class_codes, classes, correct = _samples(labels, correct)
-    codes = _Codes(sample_ids, argument)
+    codes = _Codes(argument)
     for batch in _batches(tags, argument):
         codes.add(batch)
-    pos, tag, score, vocabulary = codes.arrays()
+    entry_pos, entry_ids = codes.positions(sample_ids)
+    vocabulary, recode = codes.sorted_vocabulary()
     thr = _thresholds(threshold, vocabulary)
-    _check_repeats(pos, tag, sample_ids, vocabulary, argument)
+    _check_repeats(codes, entry_pos, entry_ids, recode, vocabulary, len(sample_ids))
 
     order = np.argsort(class_codes, kind="stable")
     starts = np.searchsorted(class_codes[order], np.arange(len(classes) + 1))
     pos_local = np.empty(len(order), np.int64)
     pos_local[order] = np.arange(len(order)) - starts[class_codes[order]]
-    offsets, rows, tag_rows, tagged = _group(
-        pos,
-        tag,
-        np.zeros(0) if score is None else score,
-        thr,
-        class_codes,
-        pos_local,
-        len(classes),
-    )
+    counts = np.zeros(len(classes) + 1, np.int64)
+    tagged = np.zeros(len(sample_ids), bool)
+    stray_entry = np.zeros(len(entry_pos), bool)
+    stray_rows = 0
+    for entries, tag, score in codes.chunks:
+        stray_rows += _count(
+            entries, tag, score, thr, recode, entry_pos, class_codes, counts, tagged, stray_entry
+        )
+    offsets = np.cumsum(counts)
+    cursor = offsets[:-1].copy()
+    rows = np.empty(offsets[-1], np.int32)
+    tag_rows = np.empty(offsets[-1], np.int32)
+    for entries, tag, score in codes.chunks:
+        _place(entries, tag, score, thr, recode, entry_pos, class_codes, pos_local, cursor, rows,
+               tag_rows)  # fmt: skip
+    stray = entry_ids.filter(stray_entry).unique() if stray_entry.any() else entry_ids[:0]
     class_tagged = np.bincount(class_codes[tagged], minlength=len(classes)) > 0
     report = JoinReport(
         n_samples=len(sample_ids),
         n_tag_rows=codes.n_rows,
-        stray_ids=len(codes.stray),
-        stray_rows=codes.stray_rows,
+        stray_ids=len(stray),
+        stray_rows=int(stray_rows),
         untagged_samples=int(len(tagged) - tagged.sum()),
         classes_without_tags=tuple(c for c, t in zip(classes, class_tagged) if not t),
-        stray_examples=tuple(sorted(map(str, codes.stray))[:_EXAMPLES]),
+        stray_examples=tuple(sorted(stray[: 100 * _EXAMPLES].to_pylist())[:_EXAMPLES]),
     )
     report.log(argument=argument)
     return LongTags(
@@ -517,18 +535,44 @@ def encode_long_table(
 
 
 def _check_repeats(
-    pos: np.ndarray, tag: np.ndarray, sample_ids: pd.Index, vocabulary: list[str], argument: str
+    codes: _Codes,
+    entry_pos: np.ndarray,
+    entry_ids: Any,
+    recode: np.ndarray,
+    vocabulary: list[str],
+    n_samples: int,
 ) -> None:
     """Raise on a repeated (id, tag) pair: linear for id-sorted tables, a sort otherwise."""
-    first = _first_repeat(pos, tag, len(sample_ids), max(1, len(vocabulary)))
-    if first == -2:  # rows of a sample are not contiguous
-        keep = pos >= 0
-        key = pos[keep].astype(np.int64) * max(1, len(vocabulary)) + tag[keep]
-        order = np.argsort(key, kind="stable")
-        same = np.flatnonzero(key[order][1:] == key[order][:-1])
-        first = int(np.flatnonzero(keep)[order[same[0] + 1]]) if len(same) else -1
-    if first >= 0:
+    n_vocab = max(1, len(vocabulary))
+    seen = np.zeros(n_samples, np.bool_)
+    mark = np.full(n_vocab, -1, np.int64)
+    state = np.array([-1, -1], np.int64)
+    found = None
+    for k, (entries, tag, _) in enumerate(codes.chunks):
+        first = _repeats(entries, tag, recode, entry_pos, seen, mark, state)
+        if first == -2:  # the rows of a sample are not contiguous: sort the (sample, tag) keys
+            found = _sorted_repeat(codes.chunks, entry_pos, recode, n_vocab)
+            break
+        if first >= 0:
+            found = (k, first)
+            break
+    if found is not None:
+        entries, tag, _ = codes.chunks[found[0]]
         raise ValueError(
-            f"{argument}: repeated (id, tag) pair ({sample_ids[pos[first]]!r}, "
-            f"{vocabulary[tag[first]]!r}); each sample carries each tag at most once"
+            f"{codes.argument}: repeated (id, tag) pair ({entry_ids[int(entries[found[1]])].as_py()!r}, "
+            f"{vocabulary[recode[tag[found[1]]]]!r}); each sample carries each tag at most once"
         )
+
+
+def _sorted_repeat(chunks: list, entry_pos: np.ndarray, recode: np.ndarray, n_vocab: int):
+    """(batch, row) of a repeated (sample, tag) pair found by sorting, or None."""
+    keys, where = [], []
+    for k, (entries, tag, _) in enumerate(chunks):
+        pos = entry_pos[entries]
+        keep = np.flatnonzero(pos >= 0)
+        keys.append(pos[keep] * n_vocab + recode[tag[keep]])
+        where.append(np.stack([np.full(len(keep), k), keep], axis=1))
+    key, place = np.concatenate(keys), np.concatenate(where)
+    order = np.argsort(key, kind="stable")
+    same = np.flatnonzero(key[order][1:] == key[order][:-1])
+    return tuple(int(v) for v in place[order[same[0] + 1]]) if len(same) else None
