@@ -117,7 +117,8 @@ def check_mode(bits, ebits, items, n_items, accuracy, necessity, full):
 
 @njit(cache=True, nogil=True)
 def _grow(out_items, out_n, out_c, out_margin, out_mode, m):
-    cap = 2 * out_n.shape[0]
+    """The output arrays with twice the room (256 rows at first), their first ``m`` rows kept."""
+    cap = max(2 * out_n.shape[0], 256)
     items = np.full((cap, out_items.shape[1]), -1, np.int64)
     items[:m] = out_items[:m]
     n = np.empty(cap, np.int64)
@@ -162,45 +163,23 @@ def search_class(bits, ebits, candidates, min_size, min_errors, max_tags, acc_li
     items : int64 (m, max_tags), -1 padded, in walk order; sizes, n_correct : int64 (m,);
     margins : float64 (m,); is_mode : bool (m,)
     """
-    n_words = bits.shape[1]
-    e_words = ebits.shape[1]
-    width = max(candidates.shape[0], 1)
-    lvl_bits = np.empty((max_tags, width, n_words), np.uint64)
-    lvl_ebits = np.empty((max_tags, width, e_words), np.uint64)
-    lvl_tag = np.empty((max_tags, width), np.int64)
-    lvl_n = np.empty((max_tags, width), np.int64)
-    lvl_e = np.empty((max_tags, width), np.int64)
+    # the walk's storage per depth: bitsets, error bitsets, last tag, size, errors of every node
+    lvl_bits, lvl_ebits, lvl_tag, lvl_n, lvl_e = _levels(bits, ebits, candidates, max_tags)
     count = np.zeros(max_tags, np.int64)
     pos = np.zeros(max_tags, np.int64)
+    count[0] = _first_level(
+        bits, ebits, candidates, min_size, min_errors, lvl_bits, lvl_ebits, lvl_tag, lvl_n, lvl_e
+    )
     limit = acc_limit + TOL
     # Most samples a failure mode with e errors can have: c / n <= limit  <=>  n <= e / (1 - limit).
     # Leaves (combinations of max_tags tags) stop counting once past it.
-    slack = 1.0 - limit
-    leaf_cut = (not lattice) and slack > 0.0
-
-    cnt = 0
-    for t in candidates:
-        e = _popcount(ebits[t])
-        if e < min_errors:
-            continue
-        n = _popcount(bits[t])
-        if n >= min_size:
-            lvl_bits[0, cnt] = bits[t]
-            lvl_ebits[0, cnt] = ebits[t]
-            lvl_tag[0, cnt] = t
-            lvl_n[0, cnt] = n
-            lvl_e[0, cnt] = e
-            cnt += 1
-    count[0] = cnt
-
-    cap = 256
-    out_items = np.full((cap, max_tags), -1, np.int64)
-    out_n = np.empty(cap, np.int64)
-    out_c = np.empty(cap, np.int64)
-    out_margin = np.empty(cap, np.float64)
-    out_mode = np.empty(cap, np.bool_)
+    leaf_cut = (not lattice) and 1.0 - limit > 0.0
+    out_items, out_n, out_c, out_margin, out_mode = _grow(
+        np.empty((0, max_tags), np.int64), np.empty(0, np.int64), np.empty(0, np.int64),
+        np.empty(0, np.float64), np.empty(0, np.bool_), 0,
+    )
     m = 0
-
+    leaves = np.empty((lvl_tag.shape[1], 4), np.float64)  # (tag, size, n_correct, margin) rows
     items = np.empty(max_tags, np.int64)
     d = 0
     while d >= 0:
@@ -225,80 +204,150 @@ def search_class(bits, ebits, candidates, min_size, min_errors, max_tags, acc_li
                 out_items, out_n, out_c, out_margin, out_mode = _grow(
                     out_items, out_n, out_c, out_margin, out_mode, m
                 )
-            for i in range(d + 1):
-                out_items[m, i] = items[i]
-            out_n[m] = n
-            out_c[m] = c
-            out_margin[m] = margin
-            out_mode[m] = is_mode
+            _record(out_items, out_n, out_c, out_margin, out_mode, m, items, d + 1, n, c, margin,
+                    is_mode)
             m += 1
         if d + 2 == max_tags and leaf_cut and k + 1 < count[d]:
-            # children are leaves: test each in place, without storing its bitset. A leaf is a
-            # mode only if removing its last tag (giving this node) raises accuracy by b, so its
-            # accuracy is also bounded by this node's accuracy minus b: a tighter error floor.
-            leaf_limit = min(limit, acc - necessity[d + 2] + TOL)
-            leaf_slack = 1.0 - leaf_limit
-            leaf_errors = min_errors
-            floor = np.ceil(leaf_slack * min_size - 1e-6)
-            if floor > leaf_errors:
-                leaf_errors = np.int64(floor)
-            for k2 in range(k + 1, count[d]):
-                e2 = 0
-                for w in range(e_words):
-                    e2 += _ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
-                if e2 < leaf_errors:
-                    continue
-                most = e2 / leaf_slack
-                n2 = 0
-                for w in range(n_words):
-                    n2 += _ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
-                    if n2 > most:
-                        break
-                if n2 > most or n2 < min_size:
-                    continue
-                items[d + 1] = lvl_tag[d, k2]
-                c2 = n2 - e2
-                ok, margin2 = check_mode(bits, ebits, items, d + 2, c2 / n2, necessity, False)
-                if ok:
-                    if m == out_n.shape[0]:
-                        out_items, out_n, out_c, out_margin, out_mode = _grow(
-                            out_items, out_n, out_c, out_margin, out_mode, m
-                        )
-                    for i in range(d + 2):
-                        out_items[m, i] = items[i]
-                    out_n[m] = n2
-                    out_c[m] = c2
-                    out_margin[m] = margin2
-                    out_mode[m] = True
-                    m += 1
+            n_leaves = _leaves(bits, ebits, lvl_bits, lvl_ebits, lvl_tag, d, k, count[d], items,
+                               acc, limit, min_size, min_errors, necessity, leaves)
+            for j in range(n_leaves):
+                if m == out_n.shape[0]:
+                    out_items, out_n, out_c, out_margin, out_mode = _grow(
+                        out_items, out_n, out_c, out_margin, out_mode, m
+                    )
+                items[d + 1] = np.int64(leaves[j, 0])
+                _record(out_items, out_n, out_c, out_margin, out_mode, m, items, d + 2,
+                        np.int64(leaves[j, 1]), np.int64(leaves[j, 2]), leaves[j, 3], True)
+                m += 1
             pos[d] += 1
         elif d + 1 < max_tags and k + 1 < count[d]:
-            cc = 0
-            for k2 in range(k + 1, count[d]):
-                # errors first: the error bitsets are short, and most candidates fail here
-                e2 = 0
-                for w in range(e_words):
-                    v = lvl_ebits[d, k, w] & lvl_ebits[d, k2, w]
-                    lvl_ebits[d + 1, cc, w] = v
-                    e2 += _ctpop(v)
-                if e2 < min_errors:
-                    continue
-                n2 = 0
-                for w in range(n_words):
-                    v = lvl_bits[d, k, w] & lvl_bits[d, k2, w]
-                    lvl_bits[d + 1, cc, w] = v
-                    n2 += _ctpop(v)
-                if n2 >= min_size:
-                    lvl_tag[d + 1, cc] = lvl_tag[d, k2]
-                    lvl_n[d + 1, cc] = n2
-                    lvl_e[d + 1, cc] = e2
-                    cc += 1
-            count[d + 1] = cc
+            count[d + 1] = _extend_level(
+                lvl_bits, lvl_ebits, lvl_tag, lvl_n, lvl_e, d, k, count[d], min_size, min_errors
+            )
             pos[d + 1] = 0
             d += 1
         else:
             pos[d] += 1
     return out_items[:m], out_n[:m], out_c[:m], out_margin[:m], out_mode[:m]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _levels(bits, ebits, candidates, max_tags):
+    width = max(candidates.shape[0], 1)
+    return (
+        np.empty((max_tags, width, bits.shape[1]), np.uint64),
+        np.empty((max_tags, width, ebits.shape[1]), np.uint64),
+        np.empty((max_tags, width), np.int64),
+        np.empty((max_tags, width), np.int64),
+        np.empty((max_tags, width), np.int64),
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_level(bits, ebits, candidates, min_size, min_errors, lvl_bits, lvl_ebits, lvl_tag,
+                 lvl_n, lvl_e):
+    """Depth 0: the single tags with enough errors and samples; returns how many."""
+    cnt = 0
+    for t in candidates:
+        e = _popcount(ebits[t])
+        if e < min_errors:
+            continue
+        n = _popcount(bits[t])
+        if n >= min_size:
+            lvl_bits[0, cnt] = bits[t]
+            lvl_ebits[0, cnt] = ebits[t]
+            lvl_tag[0, cnt] = t
+            lvl_n[0, cnt] = n
+            lvl_e[0, cnt] = e
+            cnt += 1
+    return cnt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _record(out_items, out_n, out_c, out_margin, out_mode, m, items, n_items, n, c, margin,
+            is_mode):
+    """Write one combination into row ``m`` of the output (which has room for it)."""
+    for i in range(n_items):
+        out_items[m, i] = items[i]
+    out_n[m] = n
+    out_c[m] = c
+    out_margin[m] = margin
+    out_mode[m] = is_mode
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _leaves(bits, ebits, lvl_bits, lvl_ebits, lvl_tag, d, k, count_d, items, acc, limit, min_size,
+            min_errors, necessity, found):
+    """Children of node ``k`` at depth ``d`` are leaves: test each in place, without storing its
+    bitset. A leaf is a mode only if removing its last tag (giving this node) raises accuracy by
+    b, so its accuracy is also bounded by this node's accuracy minus b: a tighter error floor.
+
+    Writes float64 rows ``(tag, size, n_correct, margin)`` of the leaves that are modes into
+    ``found`` and returns how many.
+    """
+    n_words = lvl_bits.shape[2]
+    e_words = lvl_ebits.shape[2]
+    leaf_limit = min(limit, acc - necessity[d + 2] + TOL)
+    leaf_slack = 1.0 - leaf_limit
+    leaf_errors = min_errors
+    floor = np.ceil(leaf_slack * min_size - 1e-6)
+    if floor > leaf_errors:
+        leaf_errors = np.int64(floor)
+    f = 0
+    for k2 in range(k + 1, count_d):
+        e2 = 0
+        for w in range(e_words):
+            e2 += _ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
+        if e2 < leaf_errors:
+            continue
+        most = e2 / leaf_slack
+        n2 = 0
+        for w in range(n_words):
+            n2 += _ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
+            if n2 > most:
+                break
+        if n2 > most or n2 < min_size:
+            continue
+        items[d + 1] = lvl_tag[d, k2]
+        c2 = n2 - e2
+        ok, margin2 = check_mode(bits, ebits, items, d + 2, c2 / n2, necessity, False)
+        if ok:
+            found[f, 0] = lvl_tag[d, k2]
+            found[f, 1] = n2
+            found[f, 2] = c2
+            found[f, 3] = margin2
+            f += 1
+    return f
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _extend_level(lvl_bits, lvl_ebits, lvl_tag, lvl_n, lvl_e, d, k, count_d, min_size,
+                  min_errors):
+    """Depth ``d + 1`` under node ``k``: its ANDs with the later nodes of depth ``d`` that keep
+    enough errors and samples; returns how many."""
+    n_words = lvl_bits.shape[2]
+    e_words = lvl_ebits.shape[2]
+    cc = 0
+    for k2 in range(k + 1, count_d):
+        # errors first: the error bitsets are short, and most candidates fail here
+        e2 = 0
+        for w in range(e_words):
+            v = lvl_ebits[d, k, w] & lvl_ebits[d, k2, w]
+            lvl_ebits[d + 1, cc, w] = v
+            e2 += _ctpop(v)
+        if e2 < min_errors:
+            continue
+        n2 = 0
+        for w in range(n_words):
+            v = lvl_bits[d, k, w] & lvl_bits[d, k2, w]
+            lvl_bits[d + 1, cc, w] = v
+            n2 += _ctpop(v)
+        if n2 >= min_size:
+            lvl_tag[d + 1, cc] = lvl_tag[d, k2]
+            lvl_n[d + 1, cc] = n2
+            lvl_e[d + 1, cc] = e2
+            cc += 1
+    return cc
 
 
 @njit(cache=True, nogil=True)

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
+from ._validation import check_int
 from .images import ImageDataset, collate_images
-from .io import atomic_path
+from .io import TABLE_SUFFIXES, atomic_path, write_table
 
 __all__ = [
     "JobResult",
@@ -42,6 +44,10 @@ __all__ = [
     "default_cache_dir",
     "fingerprint_of",
     "file_identity",
+    "resolve_device",
+    "check_out",
+    "error_table",
+    "finish_job",
 ]
 
 logger = logging.getLogger(__name__)
@@ -233,115 +239,43 @@ def run_image_job(
     Returns
     -------
     JobResult
+        One row of values per path (NaN rows for failures), the errors, and cache counts.
     """
-    import torch
-    from torch.utils.data import DataLoader
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    if num_workers < 0:
-        raise ValueError(f"num_workers: must be >= 0, got {num_workers}")
+    check_int(batch_size, "batch_size", 1)
+    check_int(num_workers, "num_workers", 0)
     start = time.perf_counter()
     paths = [str(p) for p in paths]
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     fp = fingerprint_of(settings)
-    folder = root / kind / fp
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = folder / "settings.json"
-    if not meta.exists():
-        with atomic_path(meta) as tmp:
-            tmp.write_text(json.dumps(settings, sort_keys=True, indent=1, default=str))
-
+    folder = _job_folder(root / kind / fp, settings)
     keys = _hash_files(paths, root)
     cached, cached_errors = _load_shards(folder)
-    pending: list[int] = []  # first input index of every key still to compute
-    seen: set[str] = set()
-    for i, k in enumerate(keys):
-        if k in cached or k in cached_errors or k in seen:
-            continue
-        seen.add(k)
-        pending.append(i)
-    n_cached = len(paths) - sum(1 for k in keys if k in seen)
-    # A missing file has no content to compute: record it without a forward pass.
-    missing = [i for i in pending if keys[i].startswith("missing:")]
-    if missing:
-        for i in missing:
-            cached_errors[keys[i]] = "missing or unreadable file"
-        _write_shard(
-            folder,
-            [],
-            [],
-            0,
-            [keys[i] for i in missing],
-            ["missing or unreadable file"] * len(missing),
-        )
-        pending = [i for i in pending if not keys[i].startswith("missing:")]
-
+    pending, n_cached = _pending(keys, cached, cached_errors)
+    pending = _record_missing(folder, keys, pending, cached_errors)
     width = next(iter(cached.values())).shape[0] if cached else None
     if pending:
-        dev = torch.device(device)
-        loader = DataLoader(
-            ImageDataset([paths[i] for i in pending], transform),
-            batch_size=batch_size,
-            shuffle=False,
-            num_workers=num_workers,
-            collate_fn=collate_images,
-            pin_memory=dev.type == "cuda",
-        )
-        shard_images = shard_images or max(8 * batch_size, 256)
-        buf_keys: list[str] = []
-        buf_rows: list[np.ndarray] = []
-        err_keys: list[str] = []
-        err_reasons: list[str] = []
-        last_flush = time.monotonic()
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(pending), unit="img", desc=desc or kind, smoothing=0.1)
-        use_amp = amp and dev.type == "cuda"
+        shards = _Shards(folder, shard_images or max(8 * batch_size, 256), shard_seconds, width)
+        loader = _loader([paths[i] for i in pending], transform, batch_size, num_workers, device)
+        bar = tqdm(total=len(pending), unit="img", desc=desc or kind, smoothing=0.1) if progress else None
         try:
             for local_idx, batch, errs in loader:
                 for j, reason in errs:
-                    err_keys.append(keys[pending[j]])
-                    err_reasons.append(reason)
+                    shards.add_error(keys[pending[j]], reason)
                     cached_errors[keys[pending[j]]] = reason
                 if batch is not None:
-                    batch = batch.to(dev, non_blocking=True)
-                    with torch.inference_mode(), torch.autocast(dev.type, enabled=use_amp):
-                        out = forward(batch)
-                    out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
-                    out = out.astype(np.float32).reshape(len(local_idx), -1)
-                    width = out.shape[1]
-                    for j, row in zip(local_idx.tolist(), out, strict=False):
-                        buf_keys.append(keys[pending[j]])
-                        buf_rows.append(row)
+                    rows = _forward(forward, batch, device, amp, len(local_idx))
+                    for j, row in zip(local_idx.tolist(), rows, strict=False):
+                        shards.add_row(keys[pending[j]], row)
                         cached[keys[pending[j]]] = row
                 if bar is not None:
                     bar.update(len(local_idx) + len(errs))
-                if (
-                    len(buf_keys) + len(err_keys) >= shard_images
-                    or time.monotonic() - last_flush >= shard_seconds
-                ):
-                    _write_shard(folder, buf_keys, buf_rows, width or 0, err_keys, err_reasons)
-                    buf_keys, buf_rows, err_keys, err_reasons = [], [], [], []
-                    last_flush = time.monotonic()
-            if buf_keys or err_keys:
-                _write_shard(folder, buf_keys, buf_rows, width or 0, err_keys, err_reasons)
+                shards.flush_if_due()
+            shards.flush()
         finally:
             if bar is not None:
                 bar.close()
-
-    if width is None:  # nothing succeeded at all
-        width = 0
-    values = np.full((len(paths), width), np.nan, dtype=np.float32)
-    err_rows = []
-    for i, k in enumerate(keys):
-        if k in cached:
-            values[i] = cached[k]
-        else:
-            err_rows.append((i, cached_errors.get(k, "not computed")))
-    errors = pd.DataFrame(err_rows, columns=["index", "reason"])
+        width = shards.width
+    values, errors = _assemble(keys, cached, cached_errors, width or 0)
     seconds = time.perf_counter() - start
     logger.info(
         "%s: %d images (%d cached, %d computed, %d failed) in %.1fs",
@@ -355,6 +289,124 @@ def run_image_job(
     return JobResult(
         values, errors, n_cached=n_cached, n_computed=len(pending), seconds=seconds, fingerprint=fp
     )
+
+
+def _job_folder(folder: Path, settings: Mapping[str, Any]) -> Path:
+    """The job's cache folder, with its settings written beside the shards once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = folder / "settings.json"
+    if not meta.exists():
+        with atomic_path(meta) as tmp:
+            tmp.write_text(json.dumps(settings, sort_keys=True, indent=1, default=str))
+    return folder
+
+
+def _pending(
+    keys: Sequence[str], cached: Mapping[str, np.ndarray], cached_errors: Mapping[str, str]
+) -> tuple[list[int], int]:
+    """First input index of every key still to compute, and how many inputs the cache answers."""
+    pending: list[int] = []
+    seen: set[str] = set()
+    for i, k in enumerate(keys):
+        if k in cached or k in cached_errors or k in seen:
+            continue
+        seen.add(k)
+        pending.append(i)
+    return pending, len(keys) - sum(1 for k in keys if k in seen)
+
+
+def _record_missing(
+    folder: Path, keys: Sequence[str], pending: list[int], cached_errors: dict[str, str]
+) -> list[int]:
+    """A missing file has no content to compute: record it without a forward pass."""
+    missing = [i for i in pending if keys[i].startswith("missing:")]
+    if not missing:
+        return pending
+    reason = "missing or unreadable file"
+    for i in missing:
+        cached_errors[keys[i]] = reason
+    _write_shard(folder, [], [], 0, [keys[i] for i in missing], [reason] * len(missing))
+    return [i for i in pending if not keys[i].startswith("missing:")]
+
+
+def _loader(paths: list[str], transform: Callable, batch_size: int, num_workers: int, device: str):
+    from torch.utils.data import DataLoader  # torch is heavy: imported when a job computes
+
+    return DataLoader(
+        ImageDataset(paths, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_images,
+        pin_memory=str(device).startswith("cuda"),
+    )
+
+
+def _forward(forward: Callable, batch: Any, device: str, amp: bool, n: int) -> np.ndarray:
+    """``forward`` on one batch (mixed precision on CUDA when ``amp``), as float32 (n, width)."""
+    import torch  # heavy: imported when a job computes
+
+    dev = torch.device(device)
+    batch = batch.to(dev, non_blocking=True)
+    with torch.inference_mode(), torch.autocast(dev.type, enabled=amp and dev.type == "cuda"):
+        out = forward(batch)
+    out = out.float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out)
+    return out.astype(np.float32).reshape(n, -1)
+
+
+class _Shards:
+    """Rows and errors of a running job, written as a new shard every ``every`` images or
+    ``seconds`` (whichever comes first), so a kill loses at most the batches since the last one."""
+
+    def __init__(self, folder: Path, every: int, seconds: float, width: int | None) -> None:
+        self.folder, self.every, self.seconds, self.width = folder, every, seconds, width
+        self._clear()
+
+    def _clear(self) -> None:
+        self.keys: list[str] = []
+        self.rows: list[np.ndarray] = []
+        self.error_keys: list[str] = []
+        self.error_reasons: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def add_row(self, key: str, row: np.ndarray) -> None:
+        self.keys.append(key)
+        self.rows.append(row)
+        self.width = row.shape[0]
+
+    def add_error(self, key: str, reason: str) -> None:
+        self.error_keys.append(key)
+        self.error_reasons.append(reason)
+
+    def flush_if_due(self) -> None:
+        if (
+            len(self.keys) + len(self.error_keys) >= self.every
+            or time.monotonic() - self.last_flush >= self.seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.keys or self.error_keys:
+            _write_shard(
+                self.folder, self.keys, self.rows, self.width or 0, self.error_keys,
+                self.error_reasons,
+            )
+        self._clear()
+
+
+def _assemble(
+    keys: Sequence[str], cached: Mapping[str, np.ndarray], cached_errors: Mapping[str, str],
+    width: int,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """One row of values per input (NaN where it failed) and the ``index, reason`` errors."""
+    values = np.full((len(keys), width), np.nan, dtype=np.float32)
+    err_rows = []
+    for i, k in enumerate(keys):
+        if k in cached:
+            values[i] = cached[k]
+        else:
+            err_rows.append((i, cached_errors.get(k, "not computed")))
+    return values, pd.DataFrame(err_rows, columns=["index", "reason"])
 
 
 def write_errors(errors: pd.DataFrame, out: str | os.PathLike) -> Path | None:
@@ -371,3 +423,86 @@ def write_errors(errors: pd.DataFrame, out: str | os.PathLike) -> Path | None:
     with atomic_path(path) as tmp:
         errors.to_csv(tmp, index=False)
     return path
+
+
+def resolve_device(device: str | None) -> str:
+    """Return a usable torch device string; ``ValueError`` naming ``device`` if CUDA is absent."""
+    import torch  # heavy: imported when a model is placed on a device
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str):
+        raise TypeError(f"device: expected a string such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device: {device!r} is not a torch device ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device: {device!r} was asked for but CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False); use --device cpu"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {device!r} was asked for but MPS is not available")
+    return device
+
+
+def check_out(out: str | os.PathLike, argument: str = "out") -> None:
+    """``out`` must be a path ending in a table suffix (checked before a job starts)."""
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"{argument}: expected a path, got {type(out).__name__}")
+    if Path(out).suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(f"{argument}: {str(out)!r} must end in one of {', '.join(TABLE_SUFFIXES)}")
+
+
+def error_table(images: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """A job's ``index, reason`` errors as ``id, path, reason`` rows of the image table."""
+    idx = errors["index"].to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "id": images["id"].to_numpy()[idx],
+            "path": images["path"].to_numpy()[idx],
+            "reason": errors["reason"].to_numpy(),
+        }
+    )
+
+
+def finish_job(
+    what: str,
+    table: pd.DataFrame,
+    job: JobResult,
+    errors: pd.DataFrame,
+    out: str | os.PathLike | None,
+    metadata: dict,
+    *,
+    n_images: int,
+    write: Callable[[pd.DataFrame, Any, dict], Any] | None = None,
+) -> pd.DataFrame:
+    """The common end of an image job: log a summary, write the table and its errors file
+    (atomically) when ``out`` is given, and attach metadata and errors to ``table.attrs``."""
+    _summarise(what, n_images, job, errors, out)
+    if out is not None:
+        if write is None:
+            write_table(table, out, metadata=metadata, argument="out")
+        else:
+            write(table, out, metadata)
+        write_errors(errors, out)
+    table.attrs["metadata"] = metadata
+    table.attrs["errors"] = errors
+    return table
+
+
+def _summarise(what: str, n: int, job: JobResult, errors: pd.DataFrame, out: Any) -> None:
+    msg = (
+        f"{what}: {n} images, {job.n_cached} from cache, {job.n_computed} computed, "
+        f"{len(errors)} skipped in {job.seconds:.1f}s"
+    )
+    if len(errors):
+        where = (
+            f"; see {Path(out).with_name(Path(out).name.rsplit('.', 1)[0] + '.errors.csv')}"
+            if out
+            else ""
+        )
+        logger.warning("%s (unreadable images%s)", msg, where)
+    else:
+        logger.info(msg)

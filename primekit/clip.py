@@ -28,8 +28,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._jobs import file_identity, run_image_job
+from ._jobs import (
+    check_out,
+    error_table,
+    file_identity,
+    finish_job,
+    resolve_device,
+    run_image_job,
+)
 from .images import read_image_source
+from .io import read_table
 
 __all__ = [
     "ClipModel",
@@ -76,14 +84,14 @@ class ClipModel:
 
     def encode_images(self, batch):
         """L2-normalised image embeddings (tensor (b, d)) of a preprocessed batch on ``device``."""
-        import torch
+        import torch  # heavy: imported on first use
 
         feats = self.model.encode_image(batch)
         return torch.nn.functional.normalize(feats.float(), dim=-1)
 
     def encode_texts(self, texts: Sequence[str]):
         """L2-normalised text embeddings (tensor (n, d))."""
-        import torch
+        import torch  # heavy: imported on first use
 
         tokens = self.tokenizer(list(texts)).to(self.device)
         with torch.inference_mode():
@@ -132,7 +140,7 @@ def parse_clip_spec(spec: str, *, argument: str = "model") -> tuple[str, str | N
     if s.startswith("hf-hub:"):
         return s, None
     name, _, pretrained = s.partition(":")
-    import open_clip
+    import open_clip  # heavy: imported on first use
 
     if name not in open_clip.list_models():
         raise ValueError(
@@ -156,9 +164,7 @@ def load_clip(spec: str = DEFAULT_CLIP, *, device: str = "cpu") -> ClipModel:
     Raises ``ValueError`` naming ``model`` for unknown specs and for weights that are not on this
     machine (saying where to get them).
     """
-    import open_clip
-
-    from .tagging.base import resolve_device
+    import open_clip  # heavy: imported on first use
 
     device = resolve_device(device)
     name, pretrained = parse_clip_spec(spec)
@@ -246,10 +252,8 @@ def embed_images(
         ``id`` then ``emb_0 ... emb_{d-1}`` (float32, unit norm), one row per readable image in
         source order; unreadable images are in ``attrs["errors"]`` and ``<out stem>.errors.csv``.
     """
-    from .tagging.base import _check_out, _error_table, _finish
-
     if out is not None:
-        _check_out(out)
+        check_out(out)
     images = read_image_source(source)
     clip = _as_clip(model, device)
     job = run_image_job(
@@ -269,7 +273,7 @@ def embed_images(
     values = job.values[ok]
     table = pd.DataFrame(values, columns=[f"emb_{i}" for i in range(values.shape[1])])
     table.insert(0, "id", images["id"][ok].to_numpy())
-    errors = _error_table(images, job.errors)
+    errors = error_table(images, job.errors)
     metadata = {
         "model": clip.spec,
         "weights": clip.weights,
@@ -278,13 +282,11 @@ def embed_images(
         "n_images": int(len(images)),
         "n_errors": int(len(errors)),
     }
-    return _finish("embed", table, job, errors, out, metadata, n_images=len(images))
+    return finish_job("embed", table, job, errors, out, metadata, n_images=len(images))
 
 
 def read_embeddings(path: str | os.PathLike) -> tuple[pd.Index, np.ndarray]:
     """Read an embeddings table: (ids as an Index named ``id``, float32 array (n, d))."""
-    from .io import read_table
-
     df = read_table(path, argument="path")
     cols = [c for c in df.columns if c.startswith("emb_")]
     if "id" not in df.columns or not cols:

@@ -24,13 +24,15 @@ __all__ = [
     "write_table",
     "read_metadata",
     "TABLE_SUFFIXES",
+    "table_suffix",
 ]
 
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 _META_KEY = b"primekit"
 
 
-def _suffix(path: str | os.PathLike, argument: str) -> str:
+def table_suffix(path: str | os.PathLike, argument: str) -> str:
+    """The lower-case suffix of ``path`` if it is a table's; ``ValueError`` naming ``argument``."""
     suffix = Path(path).suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise ValueError(
@@ -93,12 +95,12 @@ def write_table(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"df: expected a pandas DataFrame, got {type(df).__name__}")
-    suffix = _suffix(path, argument)
+    suffix = table_suffix(path, argument)
     with atomic_path(path) as tmp:
         if suffix == ".csv":
             df.to_csv(tmp, index=False)
         else:
-            import pyarrow as pa
+            import pyarrow as pa  # heavy: imported on first use
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(df, preserve_index=False)
@@ -112,7 +114,7 @@ def write_table(
 
 def read_table(path: str | os.PathLike, *, argument: str = "path") -> pd.DataFrame:
     """Read a Parquet or CSV table, raising a ``ValueError`` that names ``argument`` on failure."""
-    suffix = _suffix(path, argument)
+    suffix = table_suffix(path, argument)
     if not Path(path).is_file():
         raise ValueError(f"{argument}: file {str(path)!r} does not exist")
     try:
@@ -127,7 +129,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Return the primekit metadata dictionary stored in a Parquet file ({} for CSV or none)."""
     if Path(path).suffix.lower() == ".csv":
         return {}
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: imported on first use
 
     meta = pq.read_schema(path).metadata or {}
     raw = meta.get(_META_KEY)

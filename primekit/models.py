@@ -31,7 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._jobs import file_identity, run_image_job
+from ._jobs import (
+    check_out,
+    error_table,
+    file_identity,
+    finish_job,
+    resolve_device,
+    run_image_job,
+)
 from ._torch_files import is_weights_only_error, load_torch_file, pickle_refusal, weights_only_loads
 from .images import read_image_source
 
@@ -132,7 +139,7 @@ def build_transform(
     (transform, description)
         A torchvision transform (PIL image -> tensor) and a JSON-able dict of its steps.
     """
-    from torchvision import transforms as T
+    from torchvision import transforms as T  # heavy: imported on first use
 
     image_size = _positive(image_size, "image_size")
     resize = _positive(resize, "resize")
@@ -214,9 +221,7 @@ def load_classifier(
     Raises ``ValueError`` naming ``model`` for unknown specs, missing weights and pickles loaded
     without the opt-in, and naming the option for bad preprocessing values.
     """
-    import torch
-
-    from .tagging.base import resolve_device
+    import torch  # heavy: imported on first use
 
     device = resolve_device(device)
     options = {"image_size": image_size, "resize": resize, "normalize": normalize, "grayscale": grayscale}
@@ -279,7 +284,7 @@ def _load_spec(spec: str, device: str, *, trust_pickle: bool) -> tuple[Any, list
 
 
 def _load_torchvision(spec: str, rest: str):
-    import torchvision
+    import torchvision  # heavy: imported on first use
 
     name, _, weights_name = rest.partition(":")
     try:
@@ -299,7 +304,7 @@ def _load_torchvision(spec: str, rest: str):
 
 
 def _load_timm(rest: str, *, trust_pickle: bool = False):
-    import timm
+    import timm  # heavy: imported on first use
 
     name, _, path = rest.partition(":")
     if name not in timm.list_models(pretrained=False) and name.split(".")[0] not in timm.list_models():
@@ -332,7 +337,7 @@ def _load_timm(rest: str, *, trust_pickle: bool = False):
 
 def _load_file(path: Path, kind: str, device: str, *, trust_pickle: bool):
     """A TorchScript file, else (not for ``jit:``) a whole pickled module (needs the opt-in)."""
-    import torch
+    import torch  # heavy: imported on first use
 
     if not path.is_file():
         raise ValueError(f"model: file {str(path)!r} not found")
@@ -391,10 +396,8 @@ def predict(
         ``attrs["metadata"]`` holds the model, class names, the preprocessing applied, the
         accuracy and any warnings.
     """
-    from .tagging.base import _check_out, _error_table, _finish
-
     if out is not None:
-        _check_out(out)
+        check_out(out)
     if expect_accuracy is not None and not 0 < expect_accuracy <= 1:
         raise ValueError(f"expect_accuracy: must lie in (0, 1], got {expect_accuracy}")
     if isinstance(class_names, (str, os.PathLike)):
@@ -418,7 +421,7 @@ def predict(
         desc="predict",
     )
     table, names = _samples_table(images, job, class_names, clf.class_names)
-    errors = _error_table(images, job.errors)
+    errors = error_table(images, job.errors)
     metadata = {
         "model": clf.spec,
         "class_names": list(names),
@@ -432,7 +435,7 @@ def predict(
         metadata["warnings"] = [warning] if warning else []
         if warning:
             logger.warning(warning)
-    return _finish("predict", table, job, errors, out, metadata, n_images=len(images))
+    return finish_job("predict", table, job, errors, out, metadata, n_images=len(images))
 
 
 def _samples_table(images: pd.DataFrame, job: Any, class_names: Sequence[str] | None,
@@ -539,7 +542,7 @@ def image_predictor(
         ``f(images)`` with ``images`` uint8 (n, H, W, 3) returns a DataFrame ``pred, confidence``
         (one row per image), through the classifier's own preprocessing.
     """
-    import torch
+    import torch  # heavy: imported on first use
     from PIL import Image
 
     clf = model if isinstance(model, Classifier) else load_classifier(model, device=device)

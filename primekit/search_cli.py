@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 
-from .io import _suffix
+from .io import table_suffix
 from .samples import read_samples
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 
@@ -69,7 +69,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``primekit search`` with parsed arguments."""
-    _suffix(args.out, "--out")
+    table_suffix(args.out, "--out")
     necessity = args.necessity
     if isinstance(necessity, str):
         necessity = _necessity(necessity)

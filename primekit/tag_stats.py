@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .search import find_failure_modes
 from .tags import tag_frequencies
 
 __all__ = [
@@ -297,8 +298,6 @@ def threshold_sweep(
     if labels is not None:
         labels = _labels(labels, scores.index)
     if correct is not None:
-        from .search import find_failure_modes
-
         if isinstance(correct, pd.Series):
             correct = correct.reindex(scores.index)
         correct = pd.Series(np.asarray(correct, dtype=bool), index=scores.index)

@@ -79,36 +79,17 @@ MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 100
 
 # Work of issue 18 still under way; each entry must still be needed (see the module docstring).
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("primekit.clip", "primekit.tagging.base"),  # job helpers, moving to primekit._jobs
-    ("primekit.models", "primekit.tagging.base"),
-}
-KNOWN_CIRCLES: set[frozenset[str]] = {
-    frozenset(
-        {
-            "primekit.clip",
-            "primekit.tagging",
-            "primekit.tagging.base",
-            "primekit.tagging.clip_tagger",
-            "primekit.tagging.ram",
-        }
-    ),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
+KNOWN_CIRCLES: set[frozenset[str]] = set()
 KNOWN_PRIVATE: set[tuple[str, str, str]] = {
     (src, dst, name)
     for (src, dst), names in {
-        ("primekit.clip", "primekit.tagging.base"): "_check_out _error_table _finish",
-        ("primekit.models", "primekit.tagging.base"): "_check_out _error_table _finish",
-        ("primekit.search_cli", "primekit.io"): "_suffix",
-        ("primekit.tagging.ray", "primekit.tagging.base"): "_check_out _check_unit",
         ("primekit.toyworld.clip", "primekit.toyworld.train"): "_prep _threads",
     }.items()
     for name in names.split()
 }
 KNOWN_LONG_MODULES: set[str] = set()
 KNOWN_LONG_FUNCTIONS: set[str] = {
-    "primekit._engine.search_class",
-    "primekit._jobs.run_image_job",
     "primekit.demo.run_demo",
     "primekit.tagging.ray.tag_images_ray",
 }

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from primekit.tagging import ram as ram_adapter
-from primekit.tagging.base import tag_images
+from primekit.tagging import tag_images
 
 torch.set_num_threads(1)
 HAVE_RAM = (

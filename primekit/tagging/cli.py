@@ -93,7 +93,7 @@ def _summary(kind: str, table, out: str) -> None:
 
 def _run_tag(args: argparse.Namespace) -> int:
     from ..images import read_image_source
-    from .base import tag_images
+    from .runner import tag_images
 
     threshold = parse_threshold(args.threshold)
     images = read_image_source(args.images, argument="--images")  # fail before loading a model

@@ -205,7 +205,7 @@ def tag_text_embeddings(clip: ClipModel, tags: Sequence[str], templates: Sequenc
     Each tag is written into every template, embedded, and the normalised mean of its prompts'
     embeddings is the tag's embedding (CLIP paper, prompt ensembling).
     """
-    import torch
+    import torch  # heavy: imported on first use
 
     chunks = []
     for start in range(0, len(tags), 256):

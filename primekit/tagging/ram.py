@@ -51,6 +51,7 @@ import numpy as np
 from .._jobs import default_cache_dir, file_identity
 from .._torch_files import is_weights_only_error, pickle_refusal, weights_only_loads
 from ..clip import ClipModel, load_clip
+from ..io import atomic_path
 from .base import Tagger, resolve_device
 from .clip_tagger import resolve_vocabulary, tag_text_embeddings
 
@@ -159,8 +160,6 @@ def placeholder_vocab_dir(folder: str | os.PathLike | None = None) -> Path:
     )
     vocab = folder / "vocab.txt"
     if not vocab.is_file():
-        from ..io import atomic_path
-
         tokens = (
             ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         )
@@ -392,7 +391,7 @@ def add_open_set_tags(model, tags: Sequence[str], embeddings, *, replace: bool =
     several description embeddings per tag and softmax-weights them per image, so each new tag's
     embedding fills all of its slots (identical slots weight to that embedding exactly).
     """
-    import torch
+    import torch  # heavy: imported on first use
 
     width = int(model.label_embed.shape[1])
     if embeddings.shape[1] != width:
@@ -424,7 +423,7 @@ def add_open_set_tags(model, tags: Sequence[str], embeddings, *, replace: bool =
 def ram_probabilities(model, batch, *, openset: bool = False):
     """Run ``model.generate_tag(batch)`` (``generate_tag_openset`` when ``openset``) and return
     ``sigmoid`` of its head's logits (b, n_tags)."""
-    import torch
+    import torch  # heavy: imported on first use
 
     captured = []
     handle = model.fc.register_forward_hook(lambda mod, inp, out: captured.append(out))

@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._jobs import check_out, write_errors
 from ..images import open_image, read_image_source
-from ..tags import write_tags
-from .base import Tagger, _check_out, _check_unit, resolve_thresholds, scores_to_long
+from ..tags import validate_tag_table, write_tags
+from .base import Tagger, check_unit, resolve_thresholds, scores_to_long
+from .runner import load_tagger
 
 __all__ = ["tag_images_ray", "TagActor"]
 
@@ -45,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 
 def _build(tagger: str | Tagger | Callable[[], Tagger], device: str) -> Tagger:
-    from . import load_tagger
-
     if isinstance(tagger, Tagger):
         return tagger
     if isinstance(tagger, str):
@@ -62,7 +62,7 @@ class TagActor:
     """
 
     def __init__(self, tagger, *, threshold=None, min_score=None, num_threads: int | None = None):
-        import torch
+        import torch  # heavy: imported on first use
 
         if num_threads:
             torch.set_num_threads(num_threads)
@@ -89,7 +89,7 @@ class TagActor:
                 errors.append((id_, f"cannot decode image: {type(exc).__name__}: {exc}"))
         parts = []
         if images:
-            import torch
+            import torch  # heavy: imported on first use
 
             scores = self.tagger.tag_batch(torch.stack(images))
             rows = scores_to_long(
@@ -185,7 +185,7 @@ def tag_images_ray(
         ``id, tag, score`` sorted by id, tag, with ``attrs["metadata"]`` and ``attrs["errors"]``.
     """
     if out is not None:
-        _check_out(out)
+        check_out(out)
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     if concurrency < 1:
@@ -193,13 +193,13 @@ def tag_images_ray(
     if num_gpus < 0:
         raise ValueError(f"num_gpus: must be >= 0, got {num_gpus}")
     if min_score is not None:
-        min_score = _check_unit(min_score)
+        min_score = check_unit(min_score, "min_score")
     if not (isinstance(tagger, (str, Tagger)) or callable(tagger)):
         raise TypeError(
             f"tagger: expected a spec, a Tagger or a factory, got {type(tagger).__name__}"
         )
     try:
-        import ray
+        import ray  # heavy: imported on first use
     except ImportError:
         raise ValueError("ray: Ray is not installed; pip install 'primekit[ray]'") from None
     images = read_image_source(source)
@@ -257,8 +257,6 @@ def tag_images_ray(
     }
     logger.info("ray tag: %d images, %d skipped", len(images), len(errors))
     if out is not None:
-        from .._jobs import write_errors
-
         write_tags(table, out, metadata=metadata)
         write_errors(errors, out)
     table.attrs["metadata"] = metadata
@@ -267,6 +265,4 @@ def tag_images_ray(
 
 
 def scores_to_long_validated(table: pd.DataFrame) -> pd.DataFrame:
-    from ..tags import validate_tag_table
-
     return validate_tag_table(table.reset_index(drop=True))
