@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "read_cub_attributes": "primekit.tagging",
     "read_waterbirds_metadata": "primekit.tagging",
     "tag_images_ray": "primekit.tagging.ray",
+    "find_failure_modes_ray": "primekit.search_ray",
     "load_clip": "primekit.clip",
     "embed_images": "primekit.clip",
     "embed_texts": "primekit.clip",

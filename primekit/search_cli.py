@@ -12,6 +12,7 @@ import pandas as pd
 from .io import table_suffix
 from .samples import read_samples
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
+from .search_ray import find_failure_modes_ray
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
                    help="keep only modes with q-value <= Q (false discovery rate over every tag "
                         "combination tested, e.g. 0.1) and add the statistics columns (intervals, "
                         "p- and q-values, expected drop); default: the paper's definition, unfiltered")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="search class-partitioned on a Ray cluster ('auto' joins the running one, "
+                        "'local' starts one here); --tags is then a Parquet file or dataset folder, "
+                        "ideally hive-partitioned by label")
     p.set_defaults(func=run)
 
 
@@ -86,11 +91,21 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--beam-width: must be >= 1, got {args.beam_width}")
     if args.max_q is not None and not 0 < args.max_q <= 1:
         raise ValueError(f"--max-q: must lie in (0, 1], got {args.max_q}")
+    if args.ray is not None and args.max_q is not None:
+        raise ValueError("--max-q: not available with --ray (q-values need every class at once)")
     started = time.perf_counter()
     samples = read_samples(args.samples, argument="samples")
     index = pd.Index(samples["id"], name="id")
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
+    if args.ray is not None:
+        modes = find_failure_modes_ray(
+            samples, args.tags, threshold=args.threshold,
+            address=None if args.ray == "local" else args.ray, min_size=args.min_size,
+            min_drop=args.min_drop, necessity=necessity, max_tags=args.max_tags,
+            min_tag_count=args.min_tag_count, method=args.method, beam_width=args.beam_width,
+        )  # fmt: skip
+        return _finish(modes, args, labels, started, "")
     # the long table goes to the search as it is: packed by class from its codes
     modes = find_failure_modes(
         args.tags,
@@ -113,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
         kept = modes["q_value"] <= args.max_q
         found = f" (of the paper's {len(modes)}, those with q <= {args.max_q:g})"
         modes = modes[kept].reset_index(drop=True)
+    return _finish(modes, args, labels, started, found)
+
+
+def _finish(
+    modes: pd.DataFrame, args: argparse.Namespace, labels: pd.Series, started: float, found: str
+) -> int:
     write_modes(modes, args.out)
     print(
         f"{len(modes)} failure modes{found} in {labels.nunique()} classes "

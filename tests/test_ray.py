@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
-import pytest
 from _tiny_models import make_images, make_manifest, make_tiny_clip
 
 from primekit.io import read_metadata
@@ -35,36 +32,6 @@ def test_the_actor_turns_a_batch_of_paths_into_the_same_rows_as_tag_images(tmp_p
     assert errors["ghost"] == "missing file" and errors["zz_corrupt_cat"].startswith(
         "cannot decode"
     )
-
-
-@pytest.fixture(scope="module")
-def local_ray(tmp_path_factory):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'primekit[ray]')")
-    # Ray's helper processes import jsonschema, which imports the optional rfc3987_syntax (3-4 s
-    # of grammar compilation); on a loaded machine that pushes the dashboard agent past the
-    # raylet's fixed 15 s start-up window (ray-project/ray#65983). Hide it from the helpers only.
-    stub = tmp_path_factory.mktemp("ray_helpers")
-    (stub / "rfc3987_syntax.py").write_text(
-        "raise ImportError('not needed by Ray helpers in tests')\n"
-    )
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stub), saved]))
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # pragma: no cover - depends on the machine's load
-        ray.shutdown()
-        pytest.skip(
-            f"a local Ray instance could not start here ({exc}); on an overloaded machine the "
-            "raylet gives its dashboard agent only 15 s (ray-project/ray#65983)"
-        )
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield
-    ray.shutdown()
 
 
 def test_ray_tagging_equals_single_machine_tagging(local_ray, tmp_path):

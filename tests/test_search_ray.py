@@ -1,0 +1,127 @@
+"""The class-partitioned search on a local Ray cluster equals the single-process search."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+from test_search import planted
+
+import primekit
+from primekit.search_ray import find_failure_modes_ray
+
+OPTIONS = dict(min_size=20, min_drop=0.2)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    tags, labels, correct = planted(n=1200, seed=4)
+    # four classes, so that partitions hold several classes and some hold one
+    labels = pd.Series(
+        np.where(np.arange(len(labels)) % 3 == 0, labels.to_numpy() + "_b", labels.to_numpy()),
+        index=labels.index,
+    )
+    long = primekit.matrix_to_tags(tags)
+    long["score"] = np.random.default_rng(1).uniform(0.4, 1.0, len(long))
+    samples = pd.DataFrame(
+        {"id": labels.index, "label": labels.to_numpy(), "correct": correct.to_numpy()}
+    )
+    return samples, long, labels, correct
+
+
+def single(long, labels, correct, **kw):
+    return primekit.find_failure_modes(long, labels, correct, **{**OPTIONS, **kw})
+
+
+def test_a_dataset_partitioned_by_class_gives_the_single_process_table(local_ray, tables, tmp_path):
+    samples, long, labels, correct = tables
+    with_class = long.assign(label=labels.reindex(long["id"]).to_numpy())
+    ds.write_dataset(pa.Table.from_pandas(with_class, preserve_index=False), tmp_path / "tags",
+                     format="parquet", partitioning=["label"], partitioning_flavor="hive")
+    expected = single(long, labels, correct)
+    assert len(expected) >= 3
+    for n_partitions in (None, 1, 3):
+        got = find_failure_modes_ray(samples, tmp_path / "tags", n_partitions=n_partitions,
+                                     **OPTIONS)
+        pd.testing.assert_frame_equal(got, expected, obj=f"n_partitions={n_partitions}")
+    greedy = find_failure_modes_ray(samples, tmp_path / "tags", method="greedy", **OPTIONS)
+    pd.testing.assert_frame_equal(greedy, single(long, labels, correct, method="greedy"))
+
+
+def test_any_parquet_dataset_is_shuffled_to_class_partitions(local_ray, tables, tmp_path):
+    samples, long, labels, correct = tables
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    shuffled = long.sample(frac=1, random_state=3)
+    for i in range(4):  # the parts a tagging job wrote: ids of every class in every part
+        shuffled.iloc[i::4].to_parquet(folder / f"part-{i}.parquet", index=False)
+    samples.to_parquet(tmp_path / "samples.parquet")
+    got = find_failure_modes_ray(tmp_path / "samples.parquet", folder, threshold=0.6,
+                                 n_partitions=2, **OPTIONS)
+    pd.testing.assert_frame_equal(got, single(long, labels, correct, threshold=0.6))
+
+
+def test_bad_input_is_reported_like_the_single_process_search(local_ray, tables, tmp_path, caplog):
+    samples, long, labels, correct = tables
+    ghosts = pd.DataFrame({"id": ["ghost"] * 2, "tag": ["dry", "grass"], "score": [0.9, 0.9]})
+    wolves = pd.DataFrame({"id": [f"wolf{i}" for i in range(25)], "label": "wolf",
+                           "correct": False})  # fmt: skip
+    table = pd.concat([long, ghosts], ignore_index=True)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    table.iloc[::2].to_parquet(folder / "a.parquet", index=False)
+    table.iloc[1::2].to_parquet(folder / "b.parquet", index=False)
+    all_samples = pd.concat([samples, wolves], ignore_index=True)
+    with caplog.at_level(logging.WARNING):
+        got = find_failure_modes_ray(all_samples, folder, n_partitions=2, **OPTIONS)
+    index = pd.Index(all_samples["id"])
+    expected = single(table, pd.Series(all_samples["label"].to_numpy(), index=index),
+                      pd.Series(all_samples["correct"].to_numpy(), index=index))
+    pd.testing.assert_frame_equal(got, expected)
+    for key in ("n_samples", "n_tag_rows", "stray_ids", "stray_rows", "untagged_samples",
+                "classes_without_tags", "stray_examples"):
+        assert got.attrs["join"][key] == expected.attrs["join"][key], key
+    assert got.attrs["join"]["classes_without_tags"] == ["wolf"]
+    assert "1 id(s) have no sample (e.g. 'ghost')" in caplog.text
+    # a class folder no sample has is named, not fatal
+    with_class = long.assign(label=labels.reindex(long["id"]).to_numpy())
+    extra = ghosts.assign(label="unicorn")
+    ds.write_dataset(pa.Table.from_pandas(pd.concat([with_class, extra]), preserve_index=False),
+                     tmp_path / "by_class", format="parquet", partitioning=["label"],
+                     partitioning_flavor="hive")
+    got = find_failure_modes_ray(samples, tmp_path / "by_class", **OPTIONS)
+    assert got.attrs["join"]["unknown_classes"] == ["unicorn"]
+    pd.testing.assert_frame_equal(got, single(long, labels, correct))
+
+
+def test_the_cli_searches_on_ray(local_ray, tables, tmp_path):
+    from primekit.cli import main
+    from primekit.search import read_modes
+
+    samples, long, labels, correct = tables
+    samples.to_csv(tmp_path / "samples.csv", index=False)
+    long.to_parquet(tmp_path / "tags.parquet", index=False)
+    argv = ["search", "--samples", str(tmp_path / "samples.csv"), "--tags",
+            str(tmp_path / "tags.parquet"), "--out", str(tmp_path / "modes.parquet"),
+            "--min-size", "20", "--min-drop", "0.2"]
+    assert main([*argv, "--ray", "local"]) == 0
+    got = read_modes(tmp_path / "modes.parquet")
+    assert list(got["tags"]) == list(single(long, labels, correct)["tags"])
+    assert main([*argv, "--ray", "local", "--max-q", "0.1"]) == 2
+
+
+def test_bad_arguments_fail_before_ray_work(tables, tmp_path):
+    samples, *_ = tables
+    with pytest.raises(ValueError, match="tags: .* does not exist"):
+        find_failure_modes_ray(samples, tmp_path / "none")
+    with pytest.raises(TypeError, match="unknown search option"):
+        find_failure_modes_ray(samples, tmp_path, min_sise=3)
+    with pytest.raises(ValueError, match="min_size: must be >= 1"):
+        find_failure_modes_ray(samples, tmp_path, min_size=0)
+    with pytest.raises(ValueError, match="partition_column: 'label' is not a partition field"):
+        pd.DataFrame({"id": ["a"], "tag": ["t"]}).to_parquet(tmp_path / "t.parquet")
+        find_failure_modes_ray(samples, tmp_path / "t.parquet", partition_column="label")
