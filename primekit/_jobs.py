@@ -189,6 +189,16 @@ def _write_shard(
         )
 
 
+def _progress_bar(progress: Any, total: int, desc: str) -> tuple[Any, bool]:
+    """(bar or None, whether the job owns it): a new tqdm bar, none, or the caller's shared bar
+    (``primekit study`` shows one bar for all its jobs), which is updated and left open."""
+    if isinstance(progress, bool):
+        bar = tqdm(total=total, unit="img", desc=desc, smoothing=0.1) if progress else None
+        return bar, bar is not None
+    progress.set_postfix_str(desc)
+    return progress, False
+
+
 def run_image_job(
     paths: Sequence[str],
     *,
@@ -203,7 +213,7 @@ def run_image_job(
     amp: bool = True,
     shard_images: int | None = None,
     shard_seconds: float = 60.0,
-    progress: bool = True,
+    progress: Any = True,
     desc: str | None = None,
 ) -> JobResult:
     """Run ``forward`` over images in cached, resumable batches.
@@ -233,8 +243,8 @@ def run_image_job(
     shard_images : int, optional
         Write a shard at least every this many images (default ``max(8 * batch_size, 256)``), and
         also every ``shard_seconds``.
-    progress : bool
-        Show a tqdm bar (images/s).
+    progress : bool or tqdm
+        Show a tqdm bar (images/s), or update one shared by several jobs.
 
     Returns
     -------
@@ -256,7 +266,7 @@ def run_image_job(
     if pending:
         shards = _Shards(folder, shard_images or max(8 * batch_size, 256), shard_seconds, width)
         loader = _loader([paths[i] for i in pending], transform, batch_size, num_workers, device)
-        bar = tqdm(total=len(pending), unit="img", desc=desc or kind, smoothing=0.1) if progress else None
+        bar, own_bar = _progress_bar(progress, len(pending), desc or kind)
         try:
             for local_idx, batch, errs in loader:
                 for j, reason in errs:
@@ -272,7 +282,7 @@ def run_image_job(
                 shards.flush_if_due()
             shards.flush()
         finally:
-            if bar is not None:
+            if own_bar:
                 bar.close()
         width = shards.width
     values, errors = _assemble(keys, cached, cached_errors, width or 0)

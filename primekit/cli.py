@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "embed": "primekit.tagging.cli_embed",
     "predict": "primekit.tagging.cli_predict",
     "report": "primekit.report",
+    "study": "primekit.study_cli",
 }
 
 

@@ -6,15 +6,26 @@ Samples: one row per sample with ``id`` (unique), ``label`` and ``pred`` or ``co
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 
 import pandas as pd
 
+from ._join import JoinReport, join_report
 from .io import read_table
 from .tags import read_tags, tags_to_matrix, validate_tag_table
 
-__all__ = ["validate_samples", "read_samples", "search_inputs", "load_search_inputs"]
+__all__ = [
+    "validate_samples",
+    "read_samples",
+    "search_inputs",
+    "load_search_inputs",
+    "align_tags",
+    "select_split",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def validate_samples(samples: pd.DataFrame, *, argument: str = "samples") -> pd.DataFrame:
@@ -90,6 +101,43 @@ def search_inputs(
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
     return matrix, labels, correct
+
+
+def align_tags(
+    samples: pd.DataFrame, tags: pd.DataFrame, *, argument: str = "tags", log: bool = True
+) -> tuple[pd.DataFrame, JoinReport]:
+    """Keep the tag rows whose id is a sample; count what did not match (logged as warnings).
+
+    The usual case: tags computed once for a whole folder, samples for one split. Tag ids without
+    a sample are dropped; samples without any tag row stay (no tag). Bad values (scores outside
+    [0, 1], duplicate ids) are still errors, raised by the validators. ``log=False`` leaves the
+    warnings to the caller (``report.messages()``).
+
+    Returns
+    -------
+    (tags, report)
+        The kept tag rows and the :class:`primekit._join.JoinReport` of the join.
+    """
+    samples = validate_samples(samples)
+    tags = validate_tag_table(tags, argument=argument)
+    report = join_report(samples["id"], tags["id"], labels=samples["label"])
+    if log:
+        report.log(argument=argument, log=logger)
+    return tags[tags["id"].isin(samples["id"])].reset_index(drop=True), report
+
+
+def select_split(samples: pd.DataFrame, split: str | None, *, argument: str = "split") -> pd.DataFrame:
+    """The rows of one split (``None``: all); ``ValueError`` naming ``argument`` if the samples
+    have no ``split`` column or no row of that split."""
+    if split is None:
+        return samples
+    if "split" not in samples.columns:
+        raise ValueError(f"{argument}: the samples have no 'split' column to select {split!r} from")
+    part = samples[samples["split"].astype(str) == split].reset_index(drop=True)
+    if part.empty:
+        found = sorted(samples["split"].astype(str).unique())
+        raise ValueError(f"{argument}: no sample has split == {split!r} (found {found})")
+    return part
 
 
 def load_search_inputs(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
 from .io import table_suffix
-from .samples import read_samples
+from .samples import read_samples, select_split
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 from .search_ray import find_failure_modes_ray
 
@@ -37,13 +39,20 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--samples", required=True, metavar="S",
+    p.add_argument("--samples", default=None, metavar="S",
                    help="CSV/Parquet with columns id, label and correct (0/1) or pred")
-    p.add_argument("--tags", required=True, metavar="T",
+    p.add_argument("--tags", default=None, metavar="T",
                    help="long tag table with columns id, tag[, score]: CSV, Parquet file or "
-                        "Parquet dataset folder (streamed: no dense image x tag matrix)")
-    p.add_argument("--out", required=True, metavar="OUT",
-                   help="output .csv or .parquet; in CSV the tags are joined by ' + '")
+                        "Parquet dataset folder (streamed: no dense image x tag matrix); tag ids "
+                        "without a sample are left out and counted")
+    p.add_argument("--study", default=None, metavar="DIR",
+                   help="a study folder (primekit study): its samples, tags and threshold")
+    p.add_argument("--split", default=None, metavar="NAME",
+                   help="search only the samples of this split (e.g. val); default: all, or "
+                        "val with --study")
+    p.add_argument("--out", default=None, metavar="OUT",
+                   help="output .csv or .parquet; in CSV the tags are joined by ' + ' "
+                        "(default with --study: DIR/modes_SPLIT.csv)")
     p.add_argument("--min-size", type=int, default=30,
                    help="s: smallest number of samples in a failure mode")
     p.add_argument("--min-drop", type=float, default=0.30,
@@ -55,8 +64,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-tag-count", type=int, default=None,
                    help="a tag enters a class's vocabulary T_c when this many of its samples carry "
                         "it (default: --min-size)")
-    p.add_argument("--threshold", type=float, default=0.5,
-                   help="a tag is present when its score is >= this")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="a tag is present when its score is >= this (default 0.5, or the "
+                        "study's)")
     p.add_argument("--method", choices=["exhaustive", "greedy"], default="exhaustive",
                    help="exhaustive search, or the beam search of appendix A.6")
     p.add_argument("--beam-width", type=int, default=10, help="beam width of --method greedy")
@@ -72,9 +82,37 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _inputs(args: argparse.Namespace) -> tuple[str, str, str | None, str, float]:
+    """(samples, tags, split, out, threshold) from --samples/--tags or --study DIR."""
+    split, out, threshold = args.split, args.out, args.threshold
+    if args.study is None:
+        missing = [f for f in ("samples", "tags", "out") if getattr(args, f) is None]
+        if missing:
+            raise ValueError(f"--{missing[0]}: required (or pass --study DIR)")
+        return args.samples, args.tags, split, out, 0.5 if threshold is None else threshold
+    folder = Path(args.study).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"--study: {args.study!r} is not a folder")
+    files = {}
+    for stem in ("samples", "tags"):
+        found = [folder / f"{stem}{x}" for x in (".parquet", ".csv") if (folder / f"{stem}{x}").is_file()]
+        if getattr(args, stem) is None and not found:
+            raise ValueError(f"--study: {str(folder)!r} has no {stem}.parquet or {stem}.csv")
+        files[stem] = getattr(args, stem) or str(found[0])
+    config = folder / "study.json"
+    settings = json.loads(config.read_text()) if config.is_file() else {}
+    split = split or "val"
+    if threshold is None:
+        threshold = float(settings.get("threshold", 0.5))
+    return files["samples"], files["tags"], split, out or str(folder / f"modes_{split}.csv"), threshold
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``primekit search`` with parsed arguments."""
+    samples_path, tags_path, split, args.out, threshold = _inputs(args)
     table_suffix(args.out, "--out")
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"--threshold: must lie in [0, 1], got {threshold}")
     necessity = args.necessity
     if isinstance(necessity, str):
         necessity = _necessity(necessity)
@@ -94,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None and args.max_q is not None:
         raise ValueError("--max-q: not available with --ray (q-values need every class at once)")
     started = time.perf_counter()
-    samples = read_samples(args.samples, argument="samples")
+    samples = select_split(read_samples(samples_path, argument="samples"), split, argument="--split")
     index = pd.Index(samples["id"], name="id")
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
@@ -108,10 +146,10 @@ def run(args: argparse.Namespace) -> int:
         return _finish(modes, args, labels, started, "")
     # the long table goes to the search as it is: packed by class from its codes
     modes = find_failure_modes(
-        args.tags,
+        tags_path,
         labels,
         correct,
-        threshold=args.threshold,
+        threshold=threshold,
         min_size=args.min_size,
         min_drop=args.min_drop,
         necessity=necessity,
@@ -137,9 +175,20 @@ def _finish(
     write_modes(modes, args.out)
     print(
         f"{len(modes)} failure modes{found} in {labels.nunique()} classes "
-        f"({len(labels)} samples, {modes.attrs.get('join', {}).get('n_tag_rows', '?')} tag rows) in "
+        f"({len(labels)} samples{f' of split {split}' if split else ''}, "
+        f"{modes.attrs.get('join', {}).get('n_tag_rows', '?')} tag rows{_join_note(modes.attrs.get('join', {}))}) in "
         f"{time.perf_counter() - started:.2f} s "
         f"-> {args.out}",
         file=sys.stderr,
     )
     return 0
+
+
+def _join_note(join: dict) -> str:
+    """What the join left out, for the summary line (the search logs the details)."""
+    notes = []
+    if join.get("stray_ids"):
+        notes.append(f"{join['stray_ids']:,} tagged id(s) have no sample, left out")
+    if join.get("untagged_samples"):
+        notes.append(f"{join['untagged_samples']:,} sample(s) without tags")
+    return "; " + ", ".join(notes) if notes else ""

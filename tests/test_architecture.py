@@ -72,6 +72,7 @@ LAYERS: dict[str, int] = {
     "primekit.tagging.cli_embed": 7,
     "primekit.tagging.cli_predict": 7,
     "primekit.study_build": 7,
+    "primekit.study_cli": 7,
     "primekit": 7,
 }
 

@@ -127,3 +127,32 @@ def test_help_names_the_paper_symbols(capsys):
     out = capsys.readouterr().out
     for symbol in ("s:", "a:", "l:", "b2,b3,b4", "T_c"):
         assert symbol in out
+
+
+def test_split_searches_one_split_and_tags_of_other_images_are_counted_not_fatal(files, capsys):
+    d, tags, labels, correct = files
+    samples = pd.read_csv(d / "samples.csv")
+    rng = np.random.default_rng(0)
+    samples["split"] = np.where(rng.random(len(samples)) < 0.5, "val", "test")
+    samples.to_csv(d / "split.csv", index=False)
+    val = samples[samples["split"] == "val"]
+    val.to_csv(d / "val_only.csv", index=False)  # tags were computed for every image
+    args = ["--tags", str(d / "tags.parquet"), "--min-size", "10", "--min-drop", "0.2"]
+    assert main(["search", "--samples", str(d / "split.csv"), "--split", "val",
+                 "--out", str(d / "a.csv"), *args]) == 0
+    assert "of split val" in capsys.readouterr().err
+    assert main(["search", "--samples", str(d / "val_only.csv"), "--out", str(d / "b.csv"), *args]) == 0
+    assert "tagged id(s) have no sample, left out" in capsys.readouterr().err  # counted, not fatal
+    pd.testing.assert_frame_equal(read_modes(d / "a.csv"), read_modes(d / "b.csv"))
+    ids = val["id"].astype(str)
+    expected = primekit.find_failure_modes(tags.drop(columns="night").loc[ids], labels.loc[ids],
+                                           correct.loc[ids], min_size=10, min_drop=0.2)
+    assert list(read_modes(d / "a.csv")["tags"]) == list(expected["tags"])
+    assert main(["search", "--samples", str(d / "samples.csv"), "--split", "val",
+                 "--out", str(d / "c.csv"), *args]) == 2
+    assert "--split: the samples have no 'split' column" in capsys.readouterr().err
+    assert main(["search", "--samples", str(d / "split.csv"), "--split", "train",
+                 "--out", str(d / "c.csv"), *args]) == 2
+    assert "--split: no sample has split == 'train' (found ['test', 'val'])" in capsys.readouterr().err
+    assert main(["search", "--tags", str(d / "tags.parquet"), "--out", str(d / "c.csv")]) == 2
+    assert "--samples: required (or pass --study DIR)" in capsys.readouterr().err
