@@ -109,7 +109,7 @@ def _inputs(args: argparse.Namespace) -> tuple[str, str, str | None, str, float]
 
 def run(args: argparse.Namespace) -> int:
     """Run ``primekit search`` with parsed arguments."""
-    samples_path, tags_path, split, args.out, threshold = _inputs(args)
+    samples_path, tags_path, args.split, args.out, threshold = _inputs(args)
     table_suffix(args.out, "--out")
     if not 0 <= threshold <= 1:
         raise ValueError(f"--threshold: must lie in [0, 1], got {threshold}")
@@ -132,13 +132,13 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None and args.max_q is not None:
         raise ValueError("--max-q: not available with --ray (q-values need every class at once)")
     started = time.perf_counter()
-    samples = select_split(read_samples(samples_path, argument="samples"), split, argument="--split")
+    samples = select_split(read_samples(samples_path, argument="samples"), args.split, argument="--split")
     index = pd.Index(samples["id"], name="id")
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
     if args.ray is not None:
         modes = find_failure_modes_ray(
-            samples, args.tags, threshold=args.threshold,
+            samples, tags_path, threshold=threshold,
             address=None if args.ray == "local" else args.ray, min_size=args.min_size,
             min_drop=args.min_drop, necessity=necessity, max_tags=args.max_tags,
             min_tag_count=args.min_tag_count, method=args.method, beam_width=args.beam_width,
@@ -175,7 +175,7 @@ def _finish(
     write_modes(modes, args.out)
     print(
         f"{len(modes)} failure modes{found} in {labels.nunique()} classes "
-        f"({len(labels)} samples{f' of split {split}' if split else ''}, "
+        f"({len(labels)} samples{f' of split {args.split}' if args.split else ''}, "
         f"{modes.attrs.get('join', {}).get('n_tag_rows', '?')} tag rows{_join_note(modes.attrs.get('join', {}))}) in "
         f"{time.perf_counter() - started:.2f} s "
         f"-> {args.out}",
