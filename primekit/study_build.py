@@ -36,6 +36,7 @@ import pandas as pd
 from ._jobs import file_identity, fingerprint_of
 from .images import read_image_source
 from .io import atomic_path, read_table
+from .run_folder import RUN_FILES
 from .samples import align_tags, read_samples, search_inputs
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 from .tags import read_tags, validate_tag_table, write_tags
@@ -44,13 +45,10 @@ __all__ = ["build_study", "assign_splits", "STUDY_FILES", "SEARCH_DEFAULTS"]
 
 logger = logging.getLogger(__name__)
 
+# a study folder is a run folder (the report and the explorer read it) with two files more
 STUDY_FILES = {
-    "samples": "samples.parquet",
-    "tags": "tags.parquet",
+    **{key: RUN_FILES[key] for key in ("samples", "tags", "modes", "summary", "report")},
     "embeddings": "embeddings.parquet",
-    "modes": "failure_modes.csv",
-    "summary": "summary.json",
-    "report": "report.html",
     "study": "study.json",
 }
 SEARCH_DEFAULTS: dict[str, Any] = {
