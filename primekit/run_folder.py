@@ -151,13 +151,14 @@ def write_summary(run_dir: str | os.PathLike, summary: Mapping[str, Any]) -> dic
     """Write ``summary.json`` into a run folder, atomically; returns what was written.
 
     Values are made JSON-safe first: NumPy scalars become Python numbers, tuples lists, keys
-    strings, and NaN/inf floats ``null`` (JSON has no NaN).
+    strings, NaN/inf floats ``null`` (JSON has no NaN) and other objects their ``str``.
     """
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary: expected a mapping, got {type(summary).__name__}")
     clean = _jsonable(dict(summary))
     with atomic_path(Path(run_dir) / RUN_FILES["summary"]) as tmp:
-        tmp.write_text(json.dumps(clean, indent=1))
+        # anything else JSON cannot hold (a path, a date) is written as its text
+        tmp.write_text(json.dumps(clean, indent=1, default=str))
     return clean
 
 

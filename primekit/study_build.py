@@ -36,7 +36,8 @@ import pandas as pd
 from ._jobs import file_identity, fingerprint_of
 from .images import read_image_source
 from .io import atomic_path, read_table
-from .run_folder import RUN_FILES
+from .report import write_report
+from .run_folder import RUN_FILES, load_run, write_summary
 from .samples import align_tags, read_samples, search_inputs
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 from .tags import read_tags, validate_tag_table, write_tags
@@ -359,7 +360,7 @@ def _search_step(run: _Run, search: Mapping[str, Any], threshold: float) -> dict
             "search": {**{k: v for k, v in search.items() if v is not None}, "split": "val",
                        "threshold": threshold},
         }
-        _write_json(run.folder / STUDY_FILES["summary"], summary)
+        write_summary(run.folder, summary)
         return {"n_failure_modes": int(len(modes)), "join_warnings": join.messages()}
 
     key = {"inputs": [run.steps.files.get(STUDY_FILES[k]) for k in ("samples", "tags")],
@@ -368,8 +369,6 @@ def _search_step(run: _Run, search: Mapping[str, Any], threshold: float) -> dict
 
 
 def _report_step(run: _Run) -> dict[str, Any]:
-    from .report import load_run, write_report
-
     def work() -> dict[str, Any]:
         write_report(load_run(run.folder), run.folder / STUDY_FILES["report"],
                      title=f"Failure modes: {run.folder.name}")
