@@ -137,7 +137,7 @@ class TaggedSplit:
                 count += self.matrix[:, col]
         return mask & (count >= any_of)
 
-    def accuracy(self, mask: np.ndarray) -> tuple[int, float]:
+    def group_accuracy(self, mask: np.ndarray) -> tuple[int, float]:
         """Size and accuracy of the samples in ``mask`` (NaN accuracy when it is empty)."""
         n = int(np.count_nonzero(mask))
         return n, (float(self.correct_mask[mask].mean()) if n else float("nan"))

@@ -42,7 +42,7 @@ def test_zero_one_tags_become_bool_and_groups_are_looked_up():
     expected = (labels == "cat") & tags["a"] & tags["b"]
     assert mask.tolist() == expected.tolist()
     assert not split.group_mask("cat", ["a", "no such tag"]).any()
-    n, accuracy = split.accuracy(mask)
+    n, accuracy = split.group_accuracy(mask)
     assert n == int(expected.sum()) and accuracy == pytest.approx(correct[expected].mean())
     with pytest.raises(ValueError, match="correct"):
         TaggedSplit(tags, labels).correct_mask  # noqa: B018
@@ -100,3 +100,18 @@ def test_scalar_checks_name_the_argument(call, error, words):
 def test_classes_sort_even_when_they_do_not_compare():
     assert sorted_classes([2, 1, 2]) == [1, 2]
     assert sorted_classes(["b", 1, "a"]) == [1, "a", "b"]
+
+
+def test_a_study_split_is_a_tagged_split_for_the_metrics():
+    """study.Split's overall ``accuracy`` property must not hide the group lookups metrics use."""
+    from primekit.metrics import recover_groups
+
+    ids = [f"s{i}" for i in range(6)]
+    samples = pd.DataFrame({"id": ids, "label": ["a"] * 3 + ["b"] * 3,
+                            "correct": [True, False, True, True, True, False]})
+    tags = pd.DataFrame({"x": [True, True, False, False, True, True]}, index=ids)
+    split = Split("test", samples, tags)
+    assert split.accuracy == pytest.approx(4 / 6)
+    assert split.group_accuracy(split.group_mask("a", ["x"])) == (2, 0.5)
+    modes = pd.DataFrame({"class": ["a"], "tags": [("x",)], "drop": [0.3]})
+    assert recover_groups(modes, split).loc[0, "test_accuracy"] == 0.5

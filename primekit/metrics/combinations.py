@@ -54,10 +54,10 @@ def tag_combination_accuracies(
         mode_tags = tag_tuple(mode_tags, "modes")
         if n_tags is not None and len(mode_tags) != n_tags:
             continue
-        _, class_acc = data.accuracy(data.class_mask(cls))
+        _, class_acc = data.group_accuracy(data.class_mask(cls))
         for k in range(len(mode_tags), 0, -1):
             for subset in itertools.combinations(mode_tags, k):
-                n, acc = data.accuracy(data.group_mask(cls, subset))
+                n, acc = data.group_accuracy(data.group_mask(cls, subset))
                 records.append(
                     {
                         "mode": key,
@@ -123,9 +123,9 @@ def tag_combination_summary(
             mode_tags = tag_tuple(mode_tags, "modes")
             if len(mode_tags) != n_tags:
                 continue
-            _, class_acc = data.accuracy(data.class_mask(cls))
+            _, class_acc = data.group_accuracy(data.class_mask(cls))
             for j in range(n_tags, 0, -1):
-                _, acc = data.accuracy(data.group_mask(cls, mode_tags, any_of=j))
+                _, acc = data.group_accuracy(data.group_mask(cls, mode_tags, any_of=j))
                 per_mode[j].append((class_acc - acc, acc))
     rows = {}
     for j, values in per_mode.items():

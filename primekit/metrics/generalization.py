@@ -63,8 +63,8 @@ def recover_groups(
     for cls, mode_tags in zip(modes["class"], modes["tags"], strict=True):
         mode_tags = tag_tuple(mode_tags, "modes")
         absent_tags.update(t for t in mode_tags if t not in data.column)
-        class_n, class_acc = data.accuracy(data.class_mask(cls))
-        n, acc = data.accuracy(data.group_mask(cls, mode_tags))
+        class_n, class_acc = data.group_accuracy(data.class_mask(cls))
+        n, acc = data.group_accuracy(data.group_mask(cls, mode_tags))
         records.append((n, acc, class_n, class_acc, class_acc - acc))
     if absent_tags:
         logger.warning("tags never seen on the test data: %s", sorted(absent_tags))
