@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "predict": "primekit.tagging.cli_predict",
     "report": "primekit.report",
     "study": "primekit.study_cli",
+    "toyworld": "primekit.toyworld.pretrained",
 }
 
 

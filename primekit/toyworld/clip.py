@@ -15,6 +15,7 @@ is the same code path that loads ViT-B/16 for real data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._shipped import expand_clip_state, file_digest, load_weights, shipped_weights
 from .render import ATTRIBUTES, render
 from .sampling import sample_attributes
 from .world import ToyWorld, build_world
 
-__all__ = ["CLIP_CONFIG", "clip_dir", "train_clip", "load_clip", "clip_zero_shot_auroc", "caption", "attribute_prompt"]
+__all__ = ["CLIP_CONFIG", "clip_dir", "clip_key", "train_clip", "load_clip", "clip_zero_shot_auroc", "caption", "attribute_prompt"]
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,6 @@ def train_clip(
     """
     import open_clip
     import torch
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from .train import _threads
@@ -130,6 +131,7 @@ def train_clip(
     model = open_clip.CLIP(**model_cfg)
     tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=model_cfg["text_cfg"]["context_length"])
     rng = np.random.default_rng(seed)
+    used = torch.zeros(model_cfg["text_cfg"]["vocab_size"], dtype=torch.bool)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps_per_epoch = n_images // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
@@ -139,6 +141,7 @@ def train_clip(
     with _threads():
         for _ in range(epochs):
             tokens = tokenizer(_captions(table, rng))
+            used[tokens.unique()] = True
             order = torch.randperm(n_images, generator=gen)
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size : (step + 1) * batch_size]
@@ -156,18 +159,32 @@ def train_clip(
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     model.eval()
+    with torch.no_grad():  # rows of tokens no caption uses were never trained: zero, not noise
+        model.token_embedding.weight[~used] = 0.0
+    _write_clip_folder(out, model.state_dict(), {"version": _CLIP_VERSION, "n_images": n_images, "epochs": epochs, "seed": seed, "seconds": time.perf_counter() - t0})
+    log.info("tiny CLIP trained in %.1f s", time.perf_counter() - t0)
+    return out
+
+
+def _write_clip_folder(out: Path, state: dict, info: dict) -> None:
+    """Write an open_clip ``local-dir:`` folder (config and safetensors), replacing ``out`` whole."""
+    from safetensors.torch import save_file
+
     tmp = out.parent / f".{out.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "open_clip_model.safetensors"))
-    cfg = dict(CLIP_CONFIG, primekit={"version": _CLIP_VERSION, "n_images": n_images, "epochs": epochs, "seed": seed, "seconds": time.perf_counter() - t0})
-    (tmp / "open_clip_config.json").write_text(json.dumps(cfg, indent=1))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "open_clip_model.safetensors"))
+    (tmp / "open_clip_config.json").write_text(json.dumps(dict(CLIP_CONFIG, primekit=info), indent=1))
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
-    log.info("tiny CLIP trained in %.1f s", time.perf_counter() - t0)
-    return out
+
+
+def clip_key(*, seed: int = 0, smoke: bool = False) -> str:
+    """Key of the tiny CLIP's settings (architecture, version, training size and seed)."""
+    payload = json.dumps({"config": CLIP_CONFIG, "version": _CLIP_VERSION, "smoke": bool(smoke), "seed": int(seed)}, sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()[:10]
 
 
 def clip_dir(
@@ -176,9 +193,10 @@ def clip_dir(
     world: ToyWorld | None = None,
     smoke: bool = False,
     seed: int = 0,
+    retrain: bool = False,
     progress: bool = False,
 ) -> Path:
-    """Folder of the toy world's tiny CLIP, trained first if missing.
+    """Folder of the toy world's tiny CLIP: the shipped one, else the cached one, else trained.
 
     Parameters
     ----------
@@ -191,16 +209,27 @@ def clip_dir(
         Tiny training run (seconds; poor quality), for tests.
     seed : int
         Seed of the world and of the training.
+    retrain : bool
+        Train it here from scratch even when primekit ships it or it is cached.
 
     Returns
     -------
     Path
-        A folder for ``open_clip.create_model_and_transforms(f"local-dir:{path}")``.
+        A folder for ``open_clip.create_model_and_transforms(f"local-dir:{path}")``. The shipped
+        model (weights only, float16, see :mod:`primekit.toyworld._shipped`) is unpacked into the
+        world folder as ``clip-v{version}-s{seed}-shipped-{digest}``.
     """
     world = world if world is not None else build_world(home=home, smoke=smoke, seed=seed)
+    shipped = None if retrain or smoke else shipped_weights("clip", seed=seed, world_key=world.config.key, config_key=clip_key(seed=seed))
+    if shipped is not None:
+        digest = file_digest(shipped)[:12]
+        path = world.root / f"clip-v{_CLIP_VERSION}-s{seed}-shipped-{digest}"
+        if not (path / "open_clip_config.json").is_file():
+            _write_clip_folder(path, expand_clip_state(load_weights(shipped)), {"version": _CLIP_VERSION, "seed": seed, "shipped": digest})
+        return path
     settings = dict(n_images=512, epochs=2) if smoke else {}
     path = world.root / f"clip-v{_CLIP_VERSION}{'-smoke' if smoke else ''}-s{seed}"
-    if not (path / "open_clip_config.json").is_file():
+    if retrain or not (path / "open_clip_config.json").is_file():
         train_clip(path, seed=seed, progress=progress, **settings)
     return path
 

@@ -218,15 +218,22 @@ def evaluate_recovery(
     drop_margin: float = 0.05,
     necessity_margin: float = 0.02,
     classifier=None,
+    predictions: pd.DataFrame | None = None,
 ) -> dict:
     """:func:`recovery` of modes found on the world's val split, against its oracle split.
 
-    ``classifier`` is the :class:`~primekit.toyworld.ClassifierConfig` whose predictions are
-    evaluated (default settings when None).
+    ``predictions`` are the classifier's predictions on the oracle split (``id, label, correct``;
+    default: :func:`~primekit.toyworld.predict` with ``classifier``, the
+    :class:`~primekit.toyworld.ClassifierConfig` whose predictions are evaluated).
     """
     from .train import predict
 
-    oracle = predict(world, "oracle", config=classifier).set_index("id")
+    if predictions is None:
+        predictions = predict(world, "oracle", config=classifier)
+    missing = {"id", "label", "correct"} - set(predictions.columns)
+    if missing:
+        raise ValueError(f"predictions: missing column(s) {sorted(missing)}")
+    oracle = predictions.set_index("id")
     tags = world.attributes("oracle")
     return recovery(
         modes,

@@ -18,10 +18,11 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, read_table, write_table
+from ..io import read_table, write_table
 from ..tags import matrix_to_tags
+from ._shipped import file_digest, load_weights, save_weights, shipped_weights
 from .render import ATTRIBUTES, CLASSES, n_threads, render
-from .world import SPLITS, ToyWorld
+from .world import IMAGE_SPLITS, SPLITS, ToyWorld
 
 __all__ = [
     "ClassifierConfig",
@@ -115,6 +116,19 @@ def _chunks(table: pd.DataFrame, progress: bool, desc: str):
 
     for start in tqdm(range(0, len(table), _CHUNK), desc=desc, disable=not progress, leave=False):
         yield render(table.iloc[start : start + _CHUNK])
+
+
+def _split_chunks(world: ToyWorld, split: str, progress: bool, desc: str):
+    """The images of a split, chunk by chunk: val and test from their cached array
+    (:meth:`ToyWorld.split_images`), the others rendered."""
+    from tqdm.auto import tqdm
+
+    if split not in IMAGE_SPLITS:
+        yield from _chunks(world.table(split), progress, desc)
+        return
+    images = world.split_images(split)
+    for start in tqdm(range(0, len(images), _CHUNK), desc=desc, disable=not progress, leave=False):
+        yield np.asarray(images[start : start + _CHUNK])
 
 
 def _render_prep(table: pd.DataFrame, progress: bool, desc: str, size: int = 32):
@@ -278,14 +292,16 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None, progress: bool = False):
-    """Train the toy world's classifier on the ``train`` split (or load it from the cache).
+def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None, retrain: bool = False, progress: bool = False):
+    """The toy world's classifier: the shipped one, else the cached one, else trained on ``train``.
 
     Parameters
     ----------
     world : ToyWorld
     config : ClassifierConfig, optional
         Epochs, batch size, learning rate, width, seed.
+    retrain : bool
+        Train it here from scratch (and cache it) even when primekit ships it or it is cached.
     progress : bool
         Show tqdm bars.
 
@@ -293,7 +309,9 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
     -------
     torch.nn.Module
         The network (eval mode); it maps pooled images (see :func:`predict_images`) to logits over
-        :data:`CLASSES`. ``model.train_seconds_`` holds the training time (NaN when loaded).
+        :data:`CLASSES`. ``model.train_seconds_`` holds the training time (NaN when loaded),
+        ``model.source_`` is ``"shipped"``, ``"cache"`` or ``"trained"`` and ``model.weights_id_``
+        the first 12 hex digits of its weights file's SHA-256 (``model.weights_file_``).
     """
     torch = _torch()
     config = ClassifierConfig() if config is None else config
@@ -306,6 +324,7 @@ def train_classifier(world: ToyWorld, *, config: ClassifierConfig | None = None,
     return _train_cached(
         world, "classifier", config, split="train",
         build=lambda: _sized(_net(len(CLASSES), config["width"], config["size"]), config["size"]), fit=fit,
+        retrain=retrain,
     )
 
 
@@ -319,27 +338,32 @@ def _opts(config) -> dict:
     return {k: config[k] for k in ("epochs", "batch_size", "lr", "seed")}
 
 
-def _train_cached(world, name: str, config, *, split: str, build, fit):
-    """Load ``models/{name}-{config.key}.pt`` into ``build()`` or train it with
-    ``fit(model, table)`` on ``split`` and save it atomically; ``model.train_seconds_`` is the
-    training time (NaN when loaded); ``build`` sets ``model.input_size_``, the resolution of the
-    images it is fed."""
-    torch = _torch()
-    path = world.path("models", f"{name}-{config.key}.pt")
-    if path.is_file():
+def _train_cached(world, name: str, config, *, split: str, build, fit, retrain: bool = False):
+    """Load ``name`` into ``build()`` from the shipped weights (if trained for this world and
+    ``config``), else from ``models/{name}-{config.key}.safetensors``, else train it with
+    ``fit(model, table)`` on ``split`` and save it there atomically (``retrain``: train anyway).
+    Sets ``model.train_seconds_`` (NaN when loaded), ``source_`` and ``weights_id_``; ``build``
+    sets ``model.input_size_``, the resolution of the images it is fed."""
+    path = world.path("models", f"{name}-{config.key}.safetensors")
+    source, origin = None, None
+    if not retrain:
+        shipped = shipped_weights(name, seed=world.config.seed, world_key=world.config.key, config_key=config.key)
+        source, origin = (shipped, "shipped") if shipped is not None else ((path, "cache") if path.is_file() else (None, None))
+    if source is not None:
         model = build()
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(load_weights(source))
         model.eval()
-        model.train_seconds_ = float("nan")
+        model.train_seconds_, model.source_, model.weights_id_ = float("nan"), origin, file_digest(source)[:12]
+        model.weights_file_ = source
         return model
     t0 = time.perf_counter()
     _seed_all(config["seed"])
     model = build()
     fit(model, world.table(split))
     model.eval()
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
-    model.train_seconds_ = time.perf_counter() - t0
+    digest = save_weights(model.state_dict(), path)
+    model.train_seconds_, model.source_, model.weights_id_ = time.perf_counter() - t0, "trained", digest[:12]
+    model.weights_file_ = path
     log.info("%s trained in %.1f s", name, model.train_seconds_)
     return model
 
@@ -360,9 +384,12 @@ def predict_images(model, images: np.ndarray) -> pd.DataFrame:
 
 
 def predict(
-    world: ToyWorld, split: str, *, config: ClassifierConfig | None = None, progress: bool = False
+    world: ToyWorld, split: str, *, config: ClassifierConfig | None = None, model=None, progress: bool = False
 ) -> pd.DataFrame:
     """The classifier's predictions on a split (cached): the samples table of the data contract.
+
+    ``model`` is the classifier to run (default: :func:`train_classifier` with ``config``); the
+    cache is keyed by its weights, so a retrained classifier never reuses another's predictions.
 
     Returns
     -------
@@ -372,14 +399,14 @@ def predict(
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     config = ClassifierConfig() if config is None else config
-    path = world.path("predictions", f"{split}-{config.key}.parquet")
+    model = train_classifier(world, config=config, progress=progress) if model is None else model
+    path = world.path("predictions", f"{split}-{config.key}-{model.weights_id_}.parquet")
     if path.is_file():
         return read_table(path)
-    model = train_classifier(world, config=config, progress=progress)
     table = world.table(split)
     torch = _torch()
     probs = np.concatenate(
-        [torch.softmax(_logits(model, _prep(images, model.input_size_)), dim=1).numpy() for images in _chunks(table, progress, f"predict {split}")]
+        [torch.softmax(_logits(model, _prep(images, model.input_size_)), dim=1).numpy() for images in _split_chunks(world, split, progress, f"predict {split}")]
     )
     out = pd.DataFrame(
         {
@@ -397,8 +424,9 @@ def predict(
 
 
 # --------------------------------------------------------------------------- learned tagger
-def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progress: bool = False):
-    """Train the learned multi-label tagger on the ``tagger`` split (or load it from the cache).
+def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, retrain: bool = False, progress: bool = False):
+    """The learned multi-label tagger: shipped, else cached, else trained on the ``tagger`` split
+    (``retrain``: trained here in any case; see :func:`train_classifier` for the attributes).
 
     Two small CNNs with one sigmoid output per attribute of :data:`ATTRIBUTES` between them,
     trained with binary cross-entropy on the ground truth of a split the classifier never sees:
@@ -443,7 +471,7 @@ def train_tagger(world: ToyWorld, *, config: TaggerConfig | None = None, progres
             **{**_opts(config), "epochs": config["pose_epochs"]},
         )
 
-    return _train_cached(world, "tagger", config, split="tagger", build=lambda: _tagger_net(config), fit=fit)
+    return _train_cached(world, "tagger", config, split="tagger", build=lambda: _tagger_net(config), fit=fit, retrain=retrain)
 
 
 def learned_tags(
@@ -451,30 +479,32 @@ def learned_tags(
     split: str,
     *,
     config: TaggerConfig | None = None,
+    model=None,
     min_score: float = 0.01,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Tag a split with the learned tagger: the long tag table ``id, tag, score`` (cached).
 
-    Scores are sigmoid probabilities; rows with ``score < min_score`` are dropped (they can never
-    pass a sensible threshold) to keep the table small.
+    ``model`` is the tagger (default: :func:`train_tagger` with ``config``; the cache is keyed by
+    its weights). Scores are sigmoid probabilities; rows with ``score < min_score`` are dropped
+    (they can never pass a sensible threshold) to keep the table small.
     """
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {SPLITS}, got {split!r}")
     if not 0 <= min_score < 0.5:
         raise ValueError(f"min_score: must lie in [0, 0.5), got {min_score}")
     config = TaggerConfig() if config is None else config
-    path = world.path("tags", f"learned-{split}-{config.key}.parquet")
+    model = train_tagger(world, config=config, progress=progress) if model is None else model
+    path = world.path("tags", f"learned-{split}-{config.key}-{model.weights_id_}.parquet")
     if path.is_file():
         return read_table(path)
     torch = _torch()
-    model = train_tagger(world, config=config, progress=progress)
-    parts = [torch.sigmoid(_logits(model, _prep(images, model.input_size_))).numpy() for images in _chunks(world.table(split), progress, f"tag {split}")]
+    parts = [torch.sigmoid(_logits(model, _prep(images, model.input_size_))).numpy() for images in _split_chunks(world, split, progress, f"tag {split}")]
     scores = np.concatenate(parts).astype(np.float64) if parts else np.zeros((0, len(ATTRIBUTES)))
     ids = world.table(split)["id"].to_numpy()
     matrix = pd.DataFrame(scores >= min_score, index=pd.Index(ids, name="id"), columns=list(ATTRIBUTES))
     long = matrix_to_tags(matrix, scores=pd.DataFrame(scores, index=matrix.index, columns=matrix.columns))
-    write_table(long, path, metadata={"tagger": "toyworld-learned", "config": dict(config), "min_score": min_score})
+    write_table(long, path, metadata={"tagger": "toyworld-learned", "config": dict(config), "min_score": min_score, "weights": model.weights_id_, "source": model.source_})
     return long
 
 

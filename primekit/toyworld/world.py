@@ -6,6 +6,7 @@ any change of the world's settings builds a new folder)::
     config.json                 the settings (written last: its presence marks a complete build)
     attributes/<split>.parquet  one row per sample: id, label, split, scene, attributes, nuisance
     images/<split>/<id>.png     val and test images (a real image collection for the taggers)
+    images/<split>.npy          the same images as one uint8 array (classified and tagged from it)
     manifest.csv                id, path, label, split of every saved image
     models/, predictions/, tags/, clip/   written by the training and tagging functions
 
@@ -167,6 +168,21 @@ class ToyWorld:
             t = t.iloc[pos]
         return render(t)
 
+    def split_images(self, split: str) -> np.ndarray:
+        """Every image of a split in row order (uint8, (n, 64, 64, 3)).
+
+        The val and test images are rendered once and kept as ``images/<split>.npy`` (memory-mapped
+        on later reads), so classifying and tagging them does not render them again; the other
+        splits are rendered on each call (the oracle's would take 1.5 GB).
+        """
+        _check_split(split)
+        if split not in IMAGE_SPLITS:
+            return render(self.table(split))
+        path = self.root / "images" / f"{split}.npy"
+        if not path.is_file():
+            _save_array(path, render(self.table(split)))
+        return np.load(path, mmap_mode="r")
+
     def captions(self, split: str, ids: Sequence[str]) -> list[str]:
         """One ``"label: tag, tag, ..."`` string per id (titles for image grids)."""
         attrs = self.attributes(split).loc[[str(i) for i in ids]]
@@ -216,6 +232,13 @@ class ToyWorld:
         p = self.root.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+def _save_array(path: Path, images: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to the temp name
+            np.save(fh, images)
 
 
 def _save_images(world_root: Path, split: str, table: pd.DataFrame, images: np.ndarray) -> None:
@@ -283,7 +306,9 @@ def build_world(
         table.insert(2, "split", split)
         if split in IMAGE_SPLITS:
             table.insert(3, "path", [str(root / "images" / split / f"{i}.png") for i in table["id"]])
-            _save_images(root, split, table, render(table))
+            images = render(table)
+            _save_array(root / "images" / f"{split}.npy", images)
+            _save_images(root, split, table, images)
             manifest.append(table[["id", "path", "label", "split"]])
         else:
             table.insert(3, "path", None)
