@@ -31,7 +31,7 @@ from .render import ATTRIBUTES, render
 from .sampling import sample_attributes
 from .world import ToyWorld, build_world
 
-__all__ = ["CLIP_CONFIG", "clip_dir", "clip_key", "train_clip", "load_clip", "clip_zero_shot_auroc", "caption", "attribute_prompt"]
+__all__ = ["CLIP_CONFIG", "clip_dir", "clip_key", "write_clip_folder", "train_clip", "load_clip", "clip_zero_shot_auroc", "caption", "attribute_prompt"]
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,12 @@ def train_clip(
     model.eval()
     with torch.no_grad():  # rows of tokens no caption uses were never trained: zero, not noise
         model.token_embedding.weight[~used] = 0.0
-    _write_clip_folder(out, model.state_dict(), {"version": _CLIP_VERSION, "n_images": n_images, "epochs": epochs, "seed": seed, "seconds": time.perf_counter() - t0})
+    write_clip_folder(out, model.state_dict(), {"version": _CLIP_VERSION, "n_images": n_images, "epochs": epochs, "seed": seed, "seconds": time.perf_counter() - t0})
     log.info("tiny CLIP trained in %.1f s", time.perf_counter() - t0)
     return out
 
 
-def _write_clip_folder(out: Path, state: dict, info: dict) -> None:
+def write_clip_folder(out: Path, state: dict, info: dict) -> None:
     """Write an open_clip ``local-dir:`` folder (config and safetensors), replacing ``out`` whole."""
     from safetensors.torch import save_file
 
@@ -225,7 +225,7 @@ def clip_dir(
         digest = file_digest(shipped)[:12]
         path = world.root / f"clip-v{_CLIP_VERSION}-s{seed}-shipped-{digest}"
         if not (path / "open_clip_config.json").is_file():
-            _write_clip_folder(path, expand_clip_state(load_weights(shipped)), {"version": _CLIP_VERSION, "seed": seed, "shipped": digest})
+            write_clip_folder(path, expand_clip_state(load_weights(shipped)), {"version": _CLIP_VERSION, "seed": seed, "shipped": digest})
         return path
     settings = dict(n_images=512, epochs=2) if smoke else {}
     path = world.root / f"clip-v{_CLIP_VERSION}{'-smoke' if smoke else ''}-s{seed}"

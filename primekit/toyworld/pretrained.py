@@ -40,7 +40,7 @@ from ._shipped import (
     save_weights,
     weights_path,
 )
-from .clip import _write_clip_folder, clip_dir, clip_key, clip_zero_shot_auroc
+from .clip import clip_dir, clip_key, clip_zero_shot_auroc, write_clip_folder
 from .train import (
     ClassifierConfig,
     TaggerConfig,
@@ -104,7 +104,7 @@ def _clip(world, seed: int, out: Path, progress: bool) -> dict:
     save_weights(compact_clip_state(state, used), target)
     # measure what is shipped: the float16 weights, unpacked as clip_dir unpacks them
     check = world.root / f".clip-shipped-check-s{seed}"
-    _write_clip_folder(check, expand_clip_state(load_weights(target)), {"seed": seed})
+    write_clip_folder(check, expand_clip_state(load_weights(target)), {"seed": seed})
     auroc = clip_zero_shot_auroc(check, world, split="test", max_images=4000)
     shutil.rmtree(check)
     metrics = {"split": "test", "images": 4000, "mean_auroc": float(auroc["auroc"].mean()),
