@@ -1,9 +1,14 @@
 """``primekit demo``: PRIME end to end on the embedded toy world, with the ground truth to check it.
 
-Stages (one progress line each): build the world, train the classifier and predict, tag val
-(ground truth, or the learned tagger, trained first if missing), search failure modes on val, measure precision/recall against the
-oracle split, (optionally) train the tiny CLIP and measure its zero-shot AUROC, write files and
-figures. Everything trained or rendered is cached under ``$PRIMEKIT_HOME``; a second run reuses it.
+Stages (one progress line each, one function each): :func:`stage_world` builds the world,
+:func:`stage_classifier` loads the classifier (shipped with primekit; trained here with
+``retrain``) and classifies val, test and the oracle split, :func:`stage_tags` tags val (with the
+learned tagger, as the paper tags with RAM, or the ground truth, the upper bound) and measures the
+tagger against the ground truth, :func:`stage_search` searches failure modes on val,
+:func:`stage_oracle` measures precision/recall against the oracle split, :func:`stage_clip`
+(optional) the tiny CLIP's zero-shot AUROC, and :func:`stage_write` writes the run folder. The
+shipped weights are data, not results: every run classifies, tags, searches and checks anew.
+Everything rendered or computed is cached under ``$PRIMEKIT_HOME``; a second run reuses it.
 
 Default search settings are those of the paper (a = 30% drop, l = 4 tags, necessity b2..b4 =
 0.10/0.05/0.025) except s = 50 images. The toy world's val split has ~2,000 images per class; on
@@ -20,21 +25,43 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import toyworld as tw
+from .io import write_table
+from .mode_table import modes_to_csv_frame
 from .run_folder import FIGURES_DIR, RUN_FILES, is_run, is_smoke_run, read_summary, write_summary
-from .search import TOYWORLD_SEARCH
+from .search import TOYWORLD_SEARCH, find_failure_modes, subset_accuracies
+from .tags import tags_to_matrix, write_tags
 
-__all__ = ["run_demo", "ensure_run", "add_subparser", "DEFAULTS"]
+__all__ = [
+    "run_demo",
+    "ensure_run",
+    "add_subparser",
+    "DEFAULTS",
+    "TAGGERS",
+    "DemoSettings",
+    "stage_world",
+    "stage_classifier",
+    "stage_tags",
+    "stage_search",
+    "stage_oracle",
+    "stage_clip",
+    "stage_write",
+]
 
 log = logging.getLogger(__name__)
 
 #: Default search settings of the demo (see the module docstring for min_size); they live with
 #: the search (primekit.search.TOYWORLD_SEARCH).
 DEFAULTS: dict = TOYWORLD_SEARCH
+#: The demo's taggers: the learned one (the paper's setting) and the ground truth (upper bound).
+TAGGERS = ("learned", "truth")
 SUMMARY_KEYS = (
     "classifier_accuracy",
     "n_failure_modes",
@@ -42,22 +69,197 @@ SUMMARY_KEYS = (
     "recall",
     "strict_precision",
     "strict_recall",
+    "tagger",
     "seconds",
 )
+
+
+@dataclass
+class DemoSettings:
+    """The demo's options, checked once (see :func:`run_demo` for their meaning)."""
+
+    smoke: bool = False
+    home: str | os.PathLike | None = None
+    seed: int = 0
+    min_size: int | None = None
+    min_drop: float = DEFAULTS["min_drop"]
+    necessity: Mapping[int, float] | None = None
+    max_tags: int = DEFAULTS["max_tags"]
+    max_q: float | None = None
+    tagger: str = "learned"
+    threshold: float = 0.5
+    retrain: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tagger not in TAGGERS:
+            raise ValueError(f"tagger: expected one of {TAGGERS}, got {self.tagger!r}")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold: must lie in [0, 1], got {self.threshold}")
+        self.min_size = (10 if self.smoke else DEFAULTS["min_size"]) if self.min_size is None else self.min_size
+        if not isinstance(self.min_size, (int, np.integer)) or isinstance(self.min_size, bool) or self.min_size < 1:
+            raise ValueError(f"min_size: expected a positive integer, got {self.min_size!r}")
+        self.necessity = dict(DEFAULTS["necessity"] if self.necessity is None else self.necessity)
+
+    @property
+    def search(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~primekit.search.find_failure_modes` (without ``max_q``)."""
+        return {"min_size": int(self.min_size), "min_drop": self.min_drop, "necessity": self.necessity, "max_tags": self.max_tags}
+
+
+@dataclass
+class _Stages:
+    """Times each stage and reports one line per stage."""
+
+    report: Callable[[str], None]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[..., tuple[Any, str]], *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        result, detail = fn(*args, **kwargs)
+        self.seconds[name] = round(time.perf_counter() - t0, 2)
+        self.report(f"[{len(self.seconds)}] {name:<10} {self.seconds[name]:7.1f} s  {detail}")
+        return result
+
+
+def _source(model) -> str:
+    if model.source_ == "trained":
+        return f"trained here in {model.train_seconds_:.0f} s"
+    return f"{model.source_} weights {model.weights_id_}"
+
+
+def stage_world(s: DemoSettings) -> tuple[tw.ToyWorld, str]:
+    """Build (or reuse) the toy world."""
+    world = tw.build_world(home=s.home, smoke=s.smoke, seed=s.seed, progress=s.progress)
+    cfg = world.config
+    return world, f"{world.root} (train {cfg.n_train}, val {cfg.n_val}, test {cfg.n_test}, oracle {cfg.n_oracle})"
+
+
+def stage_classifier(world: tw.ToyWorld, s: DemoSettings) -> tuple[dict[str, Any], str]:
+    """The classifier (shipped, cached or trained) and its predictions on val, test and oracle."""
+    config = tw.ClassifierConfig(epochs=2, seed=s.seed) if s.smoke else tw.ClassifierConfig(seed=s.seed)
+    model = tw.train_classifier(world, config=config, retrain=s.retrain, progress=s.progress)
+    preds = {split: tw.predict(world, split, config=config, model=model, progress=s.progress) for split in ("val", "test", "oracle")}
+    acc = {split: float(p["correct"].mean()) for split, p in preds.items()}
+    out = {"model": model, "config": config, "predictions": preds, "accuracy": acc}
+    return out, f"val accuracy {acc['val']:.1%}, test {acc['test']:.1%}, oracle {acc['oracle']:.1%} ({_source(model)})"
+
+
+def stage_tags(world: tw.ToyWorld, s: DemoSettings) -> tuple[dict[str, Any], str]:
+    """Tag val with the chosen tagger; its per-tag precision/recall against the ground truth."""
+    truth = world.attributes("val")
+    if s.tagger == "learned":
+        config = tw.TaggerConfig(epochs=8, size=32, seed=s.seed + 1) if s.smoke else tw.TaggerConfig(seed=s.seed + 1)
+        model = tw.train_tagger(world, config=config, retrain=s.retrain, progress=s.progress)
+        tags = tw.learned_tags(world, "val", config=config, model=model, progress=s.progress)
+        matrix = tags_to_matrix(tags, threshold=s.threshold, ids=truth.index).reindex(columns=truth.columns, fill_value=False)
+        metadata = {"tagger": "toyworld-learned", "threshold": s.threshold, "config": dict(config), "weights": model.weights_id_}
+        source = _source(model)
+    else:
+        tags, matrix = tw.ground_truth_tags(world, "val"), truth
+        metadata, source = {"tagger": "toyworld-truth"}, "ground truth"
+    quality = tw.tagger_quality(matrix, truth)
+    weakest = quality.sort_values("f1").head(2)
+    weak = ", ".join(f"{t} {r.precision:.2f}/{r.recall:.2f}" for t, r in weakest.iterrows())
+    out = {"long": tags, "matrix": matrix, "metadata": metadata, "quality": quality, "source": source}
+    return out, (
+        f"{s.tagger} tagger ({source}): {len(tags)} tags on {len(truth)} val images, precision/recall "
+        f"vs ground truth {quality['precision'].mean():.3f}/{quality['recall'].mean():.3f} (weakest {weak})"
+    )
+
+
+def stage_search(matrix: pd.DataFrame, val: pd.DataFrame, s: DemoSettings) -> tuple[pd.DataFrame, str]:
+    """PRIME's search on val; modes sorted by drop, then size."""
+    samples = val.set_index("id").reindex(matrix.index)
+    modes = find_failure_modes(matrix, samples["label"], samples["correct"], max_q=s.max_q, **s.search)
+    modes = modes.sort_values(["drop", "size"], ascending=[False, False], kind="stable").reset_index(drop=True)
+    counts = modes["n_tags"].value_counts().sort_index().to_dict()
+    q = f", q <= {s.max_q}" if s.max_q is not None else ""
+    return modes, f"{len(modes)} failure modes on val{q} (by number of tags: {counts})"
+
+
+def stage_oracle(modes: pd.DataFrame, world: tw.ToyWorld, oracle: pd.DataFrame, s: DemoSettings) -> tuple[dict, str]:
+    """Precision and recall of the modes against the oracle split's true modes."""
+    rec = tw.evaluate_recovery(modes, world, predictions=oracle, **s.search)
+    return rec, (
+        f"precision {rec['precision']:.2f}, recall {rec['recall']:.2f} "
+        f"(strict {rec['strict_precision']:.2f} / {rec['strict_recall']:.2f}; {rec['n_true_clear']} clear true modes)"
+    )
+
+
+def stage_clip(world: tw.ToyWorld, out: Path, s: DemoSettings) -> tuple[float, str]:
+    """The tiny CLIP (shipped, cached or trained) and its mean zero-shot AUROC on test."""
+    path = tw.clip_dir(world=world, smoke=s.smoke, seed=s.seed, retrain=s.retrain, progress=s.progress)
+    auroc = tw.clip_zero_shot_auroc(path, world, split="test", max_images=500 if s.smoke else 4000)
+    write_table(auroc.reset_index(), out / RUN_FILES["clip_auroc"])
+    value = float(auroc["auroc"].mean())
+    return value, f"tiny CLIP at {path}: mean zero-shot AUROC {value:.3f}"
+
+
+def _joined(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    if len(table):
+        table["tags"] = [" + ".join(t) for t in table["tags"]]
+    return table
+
+
+def stage_write(out: Path, world: tw.ToyWorld, clf: dict, tags: dict, modes: pd.DataFrame, rec: dict, n_grid_modes: int) -> tuple[None, str]:
+    """Write the run folder's tables and figures (the summary and report follow)."""
+    write_table(modes_to_csv_frame(modes), out / RUN_FILES["modes"])
+    write_table(_joined(rec["per_mode"]), out / RUN_FILES["oracle_check"])
+    write_table(_joined(rec["missed"]), out / RUN_FILES["oracle_missed"])
+    preds = clf["predictions"]
+    write_table(pd.concat([preds["val"], preds["test"]], ignore_index=True), out / RUN_FILES["samples"])
+    write_tags(tags["long"], out / RUN_FILES["tags"], metadata=tags["metadata"])
+    write_table(tags["quality"].reset_index(), out / RUN_FILES["tagger_quality"])
+    samples = preds["val"].set_index("id").reindex(tags["matrix"].index)
+    _figures(world, modes, tags["matrix"], samples["label"], samples["correct"], out / FIGURES_DIR, n_grid_modes)
+    return None, f"{out}"
+
+
+def _summary(s: DemoSettings, world: tw.ToyWorld, clf: dict, tags: dict, modes: pd.DataFrame, rec: dict, clip_auroc: float | None, stages: _Stages, seconds: float) -> dict:
+    quality = tags["quality"]
+    model = clf["model"]
+    return {
+        "classifier_accuracy": clf["accuracy"]["val"],
+        "test_accuracy": clf["accuracy"]["test"],
+        "oracle_accuracy": clf["accuracy"]["oracle"],
+        "n_failure_modes": int(len(modes)),
+        "modes_by_n_tags": {int(k): int(v) for k, v in modes["n_tags"].value_counts().sort_index().items()},
+        **{k: rec[k] for k in ("precision", "recall", "strict_precision", "strict_recall")},
+        "n_true_modes_clear": rec["n_true_clear"],
+        "n_true_modes_strict": rec["n_true_strict"],
+        "oracle_min_size": rec["oracle_min_size"],
+        "seconds": seconds,
+        "stage_seconds": stages.seconds,
+        "classifier_source": model.source_,
+        "classifier_weights": model.weights_id_,
+        "classifier_train_seconds": model.train_seconds_,
+        "tagger": s.tagger,
+        "tagger_source": tags["source"],
+        "tagger_precision": float(quality["precision"].mean()),
+        "tagger_recall": float(quality["recall"].mean()),
+        "tagger_per_tag": {t: {"precision": r.precision, "recall": r.recall} for t, r in quality.iterrows()},
+        "clip_auroc": clip_auroc,
+        "search": {**s.search, "max_q": s.max_q, "split": "val", "threshold": s.threshold},
+        "world": {"root": str(world.root), **{f"n_{x}": world.config.size(x) for x in tw.SPLITS}, "seed": s.seed, "smoke": s.smoke},
+    }
 
 
 def run_demo(
     out: str | Path,
     *,
     smoke: bool = False,
-    home: str | Path | None = None,
+    home: str | os.PathLike | None = None,
     seed: int = 0,
     min_size: int | None = None,
     min_drop: float = DEFAULTS["min_drop"],
     necessity: Mapping[int, float] | None = None,
     max_tags: int = DEFAULTS["max_tags"],
-    tagger: str = "truth",
+    max_q: float | None = None,
+    tagger: str = "learned",
     threshold: float = 0.5,
+    retrain: bool = False,
     clip: bool = False,
     n_grid_modes: int = 8,
     progress: bool = False,
@@ -68,181 +270,60 @@ def run_demo(
     Parameters
     ----------
     out : path-like
-        Output folder: ``failure_modes.csv``, ``summary.json``, ``samples.parquet``,
-        ``tags.parquet``, ``oracle_check.csv``, ``tagger_quality.csv`` and ``figures/``.
+        Output folder: the run folder of :mod:`primekit.run_folder` (``failure_modes.csv``,
+        ``summary.json``, ``samples.parquet``, ``tags.parquet``, ``oracle_check.csv``,
+        ``tagger_quality.csv``, ``report.html``, ``figures/``).
+    clip : bool
+        Also load (or train) the tiny CLIP and report its zero-shot AUROC.
+    n_grid_modes : int
+        Modes shown in ``figures/demo_mode_grid.png``.
+    report : callable, optional
+        Called with one line per stage (the CLI prints them to stderr).
     smoke : bool
         Tiny world and short training (seconds), for tests.
     home : path-like, optional
         Data folder (default ``$PRIMEKIT_HOME`` or ``~/.cache/primekit``).
     seed : int
-        Seed of the world and of every model.
+        Seed of the world and of every model (primekit ships the models of seed 0).
     min_size, min_drop, necessity, max_tags :
-        Search settings (s, a, b, l of the paper); ``min_size`` defaults to 50 (10 with ``smoke``).
+        The search (s, a, b, l of the paper); ``min_size`` defaults to 50 (10 with ``smoke``).
+    max_q : float, optional
+        Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`); None:
+        the paper's definition.
     tagger : {"learned", "truth"}
-        Tag val with the ground truth (default) or the learned multi-label tagger (mean
-        precision/recall 0.97/0.94 on val, see ``tagger_quality.csv``). Training the learned
-        tagger takes 4-5 minutes on 2 cores (once; it is cached), which is why it is not the
-        default of a demo meant to finish within 4 minutes from a cold cache.
+        ``"learned"`` (default): the learned multi-label tagger, as the paper tags with RAM;
+        ``"truth"``: the ground truth, the upper bound.
     threshold : float
         Score threshold of the learned tagger's tags.
-    clip : bool
-        Also train (or reuse) the tiny CLIP and report its zero-shot AUROC.
-    n_grid_modes : int
-        Modes shown in ``figures/demo_mode_grid.png``.
+    retrain : bool
+        Train the classifier, tagger and CLIP here from scratch instead of loading the weights
+        shipped with primekit (minutes instead of a second).
     progress : bool
         tqdm bars inside the stages.
-    report : callable, optional
-        Called with one line per stage (the CLI prints them to stderr).
 
     Returns
     -------
     dict
-        The summary (also written to ``summary.json``).
+        The summary (also written to ``summary.json``), with the tagger that ran and its
+        per-tag precision/recall against the ground truth.
     """
-    from . import find_failure_modes
-    from . import toyworld as tw
-    from .io import write_table
-    from .search import subset_accuracies
-    from .tags import tags_to_matrix, write_tags
-
-    if tagger not in ("learned", "truth"):
-        raise ValueError(f"tagger: expected 'learned' or 'truth', got {tagger!r}")
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold: must lie in [0, 1], got {threshold}")
-    min_size = (10 if smoke else DEFAULTS["min_size"]) if min_size is None else min_size
-    if not isinstance(min_size, (int, np.integer)) or min_size < 1:
-        raise ValueError(f"min_size: expected a positive integer, got {min_size!r}")
-    necessity = dict(DEFAULTS["necessity"] if necessity is None else necessity)
+    s = DemoSettings(
+        smoke=smoke, home=home, seed=seed, min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags,
+        max_q=max_q, tagger=tagger, threshold=threshold, retrain=retrain, progress=progress,
+    )
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / FIGURES_DIR).mkdir(exist_ok=True)
-    report = report or (lambda line: log.info(line))
+    (out / FIGURES_DIR).mkdir(parents=True, exist_ok=True)
+    stages = _Stages(report or (lambda line: log.info(line)))
     t_start = time.perf_counter()
-    stages: dict[str, float] = {}
-
-    def stage(name: str, t0: float, detail: str) -> None:
-        stages[name] = round(time.perf_counter() - t0, 2)
-        report(f"[{len(stages)}] {name:<10} {stages[name]:7.1f} s  {detail}")
-
-    # 1. world ---------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    world = tw.build_world(home=home, smoke=smoke, seed=seed, progress=progress)
-    cfg = world.config
-    stage("world", t0, f"{world.root} (train {cfg.n_train}, val {cfg.n_val}, test {cfg.n_test}, oracle {cfg.n_oracle})")
-
-    # 2. classifier ----------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    clf_cfg = tw.ClassifierConfig(epochs=2, seed=seed) if smoke else tw.ClassifierConfig(seed=seed)
-    model = tw.train_classifier(world, config=clf_cfg, progress=progress)
-    preds = {s: tw.predict(world, s, config=clf_cfg, progress=progress) for s in ("val", "test", "oracle")}
-    val = preds["val"]
-    accuracy = float(val["correct"].mean())
-    train_s = getattr(model, "train_seconds_", float("nan"))
-    stage(
-        "classifier",
-        t0,
-        f"val accuracy {accuracy:.1%}, test {preds['test']['correct'].mean():.1%}"
-        + (f" (trained in {train_s:.0f} s)" if np.isfinite(train_s) else " (cached)"),
-    )
-
-    # 3. tags ----------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    truth = world.attributes("val")
-    tag_cfg = tw.TaggerConfig(epochs=8, size=32, seed=seed + 1) if smoke else tw.TaggerConfig(seed=seed + 1)
-    if tagger == "learned":
-        tags = tw.learned_tags(world, "val", config=tag_cfg, progress=progress)
-        matrix = tags_to_matrix(tags, threshold=threshold, ids=truth.index).reindex(columns=truth.columns, fill_value=False)
-        metadata = {"tagger": "toyworld-learned", "threshold": threshold, "config": dict(tag_cfg)}
-    else:
-        tags = tw.ground_truth_tags(world, "val")
-        matrix = truth
-        metadata = {"tagger": "toyworld-truth"}
-    quality = tw.tagger_quality(matrix, truth)
-    stage(
-        "tags",
-        t0,
-        f"{tagger} tagger: {len(tags)} tags on {len(truth)} val images, "
-        f"mean precision {quality['precision'].mean():.3f}, recall {quality['recall'].mean():.3f}",
-    )
-
-    # 4. search --------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    labels = val.set_index("id")["label"].reindex(matrix.index)
-    correct = val.set_index("id")["correct"].reindex(matrix.index)
-    modes = find_failure_modes(
-        matrix, labels, correct, min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags
-    )
-    modes = modes.sort_values(["drop", "size"], ascending=[False, False], kind="stable").reset_index(drop=True)
-    counts = modes["n_tags"].value_counts().sort_index().to_dict()
-    stage("search", t0, f"{len(modes)} failure modes on val (by number of tags: {counts})")
-
-    # 5. ground truth --------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    rec = tw.evaluate_recovery(
-        modes, world, min_size=min_size, min_drop=min_drop, necessity=necessity, max_tags=max_tags, classifier=clf_cfg
-    )
-    stage(
-        "oracle",
-        t0,
-        f"precision {rec['precision']:.2f}, recall {rec['recall']:.2f} "
-        f"(strict {rec['strict_precision']:.2f} / {rec['strict_recall']:.2f}; {rec['n_true_clear']} clear true modes)",
-    )
-
-    # 6. CLIP (optional) -----------------------------------------------------------------------
-    clip_auroc = None
-    if clip:
-        t0 = time.perf_counter()
-        path = tw.clip_dir(world=world, smoke=smoke, seed=seed, progress=progress)
-        auroc = tw.clip_zero_shot_auroc(path, world, split="test", max_images=500 if smoke else 4000)
-        clip_auroc = float(auroc["auroc"].mean())
-        write_table(auroc.reset_index(), out / RUN_FILES["clip_auroc"])
-        stage("clip", t0, f"tiny CLIP at {path}: mean zero-shot AUROC {clip_auroc:.3f}")
-
-    # 7. files and figures ---------------------------------------------------------------------
-    t0 = time.perf_counter()
-    from .search import modes_to_csv_frame
-
-    write_table(modes_to_csv_frame(modes), out / RUN_FILES["modes"])
-    per_mode = rec["per_mode"].copy()
-    per_mode["tags"] = [" + ".join(t) for t in per_mode["tags"]]
-    write_table(per_mode, out / RUN_FILES["oracle_check"])
-    missed = rec["missed"].copy()
-    if len(missed):
-        missed["tags"] = [" + ".join(t) for t in missed["tags"]]
-    write_table(missed, out / RUN_FILES["oracle_missed"])
-    samples = pd.concat([preds["val"], preds["test"]], ignore_index=True)
-    write_table(samples, out / RUN_FILES["samples"])
-    write_tags(tags, out / RUN_FILES["tags"], metadata=metadata)
-    write_table(quality.reset_index(), out / RUN_FILES["tagger_quality"])
-    _figures(world, modes, matrix, labels, correct, out / FIGURES_DIR, n_grid_modes, subset_accuracies)
-    stage("write", t0, f"{out}")
-
-    seconds = time.perf_counter() - t_start
-    summary = {
-        "classifier_accuracy": accuracy,
-        "test_accuracy": float(preds["test"]["correct"].mean()),
-        "oracle_accuracy": float(preds["oracle"]["correct"].mean()),
-        "n_failure_modes": int(len(modes)),
-        "modes_by_n_tags": {int(k): int(v) for k, v in counts.items()},
-        "precision": rec["precision"],
-        "recall": rec["recall"],
-        "strict_precision": rec["strict_precision"],
-        "strict_recall": rec["strict_recall"],
-        "n_true_modes_clear": rec["n_true_clear"],
-        "n_true_modes_strict": rec["n_true_strict"],
-        "oracle_min_size": rec["oracle_min_size"],
-        "seconds": seconds,
-        "stage_seconds": stages,
-        "classifier_train_seconds": train_s,
-        "tagger": tagger,
-        "tagger_precision": float(quality["precision"].mean()),
-        "tagger_recall": float(quality["recall"].mean()),
-        "clip_auroc": clip_auroc,
-        "search": {"min_size": int(min_size), "min_drop": min_drop, "necessity": necessity, "max_tags": max_tags, "split": "val", "threshold": threshold},
-        "world": {"root": str(world.root), **{f"n_{s}": world.config.size(s) for s in tw.SPLITS}, "seed": seed, "smoke": smoke},
-    }
-    summary = write_summary(out, summary)
-    from .report import write_report
+    world = stages.run("world", stage_world, s)
+    clf = stages.run("classifier", stage_classifier, world, s)
+    tags = stages.run("tags", stage_tags, world, s)
+    modes = stages.run("search", stage_search, tags["matrix"], clf["predictions"]["val"], s)
+    rec = stages.run("oracle", stage_oracle, modes, world, clf["predictions"]["oracle"], s)
+    clip_auroc = stages.run("clip", stage_clip, world, out, s) if clip else None
+    stages.run("write", stage_write, out, world, clf, tags, modes, rec, n_grid_modes)
+    summary = write_summary(out, _summary(s, world, clf, tags, modes, rec, clip_auroc, stages, time.perf_counter() - t_start))
+    from .report import write_report  # jinja2 and the templates: only when a report is written
 
     write_report(out, out / RUN_FILES["report"])
     return summary
@@ -275,8 +356,8 @@ def ensure_run(run_dir: str | os.PathLike, *, smoke: bool = False) -> Path:
     return path
 
 
-def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes: int, subset_accuracies) -> None:
-    import matplotlib
+def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes: int) -> None:
+    import matplotlib  # plotting only here: the CLI's other commands do not pay for it
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -317,12 +398,15 @@ def _cli(args: argparse.Namespace) -> int:
         min_size=args.min_size,
         min_drop=args.min_drop,
         max_tags=args.max_tags,
+        max_q=args.max_q,
         tagger=args.tagger,
+        threshold=args.threshold,
+        retrain=args.retrain,
         clip=args.clip,
         progress=not args.no_progress,
         report=report,
     )
-    keys = [k for k in summary if k in SUMMARY_KEYS] + ["tagger_precision", "tagger_recall", "clip_auroc"]
+    keys = [k for k in summary if k in SUMMARY_KEYS] + ["tagger_source", "tagger_precision", "tagger_recall", "clip_auroc"]
     print(json.dumps({k: summary[k] for k in keys}, indent=1))
     return 0
 
@@ -332,8 +416,9 @@ def add_subparser(subparsers) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run PRIME end to end on the embedded toy world",
-        description="Build the toy world (cached under $PRIMEKIT_HOME), train its classifier and "
-        "tagger, search failure modes on val and check them against the oracle split.",
+        description="Build the toy world (cached under $PRIMEKIT_HOME), classify it with the shipped "
+        "classifier, tag val with the shipped learned tagger (or the ground truth), search failure "
+        "modes on val and check them against the oracle split.",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--smoke", action="store_true", help="tiny world and training (seconds), for tests")
@@ -342,7 +427,10 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--min-size", type=int, default=None, help="s: smallest group (default 50; 10 with --smoke)")
     p.add_argument("--min-drop", type=float, default=DEFAULTS["min_drop"], help="a: accuracy drop (default 0.30)")
     p.add_argument("--max-tags", type=int, default=DEFAULTS["max_tags"], help="l: most tags per mode (default 4)")
-    p.add_argument("--tagger", choices=("learned", "truth"), default="truth")
-    p.add_argument("--clip", action="store_true", help="also train the tiny CLIP and report its AUROC")
+    p.add_argument("--max-q", type=float, default=None, help="keep only modes with q-value <= this (default: off)")
+    p.add_argument("--tagger", choices=TAGGERS, default="learned", help="learned (default, as the paper) or truth (upper bound)")
+    p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the learned tagger (default 0.5)")
+    p.add_argument("--retrain", action="store_true", help="train the classifier, tagger and CLIP here instead of using the shipped weights")
+    p.add_argument("--clip", action="store_true", help="also load the tiny CLIP and report its zero-shot AUROC")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     p.set_defaults(func=_cli)

@@ -149,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no notebooks to run", file=sys.stderr)
         return 2
     summary = {}
+    t_all = time.perf_counter()
     for book in books:
         print(f"== {book.name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "key_numbers.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    print(f"{len(books)} notebooks in {time.perf_counter() - t_all:.1f} s", file=sys.stderr, flush=True)
     return 0
 
 

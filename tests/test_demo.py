@@ -57,6 +57,28 @@ def test_demo_summary(demo_run):
     assert [line.split()[1] for line in lines] == ["world", "classifier", "tags", "search", "oracle", "write"]
 
 
+def test_demo_states_the_tagger_and_its_quality(demo_run):
+    out, summary, lines, _ = demo_run
+    assert summary["tagger"] == "learned"
+    assert "learned tagger" in lines[2] and "vs ground truth" in lines[2]
+    quality = pd.read_csv(out / "tagger_quality.csv").set_index("tag")
+    per_tag = summary["tagger_per_tag"]
+    assert set(per_tag) == set(quality.index)
+    for tag, row in quality.iterrows():
+        for key in ("precision", "recall"):
+            got, want = per_tag[tag][key], row[key]
+            assert (got is None and pd.isna(want)) or got == pytest.approx(want, abs=1e-6)
+    assert summary["tagger_source"].startswith("trained here")  # no weights are shipped for the smoke world
+    assert summary["classifier_source"] == "trained"
+
+
+def test_demo_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="tagger"):
+        run_demo(tmp_path, smoke=True, tagger="ram")
+    with pytest.raises(ValueError, match="min_size"):
+        run_demo(tmp_path, smoke=True, min_size=0)
+
+
 def test_demo_resumes_from_the_cache(demo_run, primekit_home, tmp_path):
     out, summary, _, first = demo_run
     t0 = time.perf_counter()

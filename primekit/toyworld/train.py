@@ -128,7 +128,7 @@ def _split_chunks(world: ToyWorld, split: str, progress: bool, desc: str):
         return
     images = world.split_images(split)
     for start in tqdm(range(0, len(images), _CHUNK), desc=desc, disable=not progress, leave=False):
-        yield np.asarray(images[start : start + _CHUNK])
+        yield np.array(images[start : start + _CHUNK])  # a writable copy of the memory-mapped rows
 
 
 def _render_prep(table: pd.DataFrame, progress: bool, desc: str, size: int = 32):
@@ -526,7 +526,8 @@ def tagger_quality(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame
     tp = (pred & true).sum(0)
     precision = np.divide(tp, pred.sum(0), out=np.full(tp.shape, np.nan), where=pred.sum(0) > 0)
     recall = np.divide(tp, true.sum(0), out=np.full(tp.shape, np.nan), where=true.sum(0) > 0)
-    f1 = 2 * precision * recall / (precision + recall)
+    with np.errstate(invalid="ignore"):  # 0/0 for a tag never predicted right: NaN
+        f1 = 2 * precision * recall / (precision + recall)
     return pd.DataFrame(
         {"precision": precision, "recall": recall, "f1": f1, "support": true.sum(0)},
         index=pd.Index(truth.columns, name="tag"),

@@ -161,12 +161,15 @@ class ToyWorld:
     def images(self, split: str, ids: Sequence[str] | None = None) -> np.ndarray:
         """Images of a split (uint8, shape (n, 64, 64, 3)), re-rendered from their attribute rows."""
         t = self.table(split)
+        pos = None
         if ids is not None:
             pos = pd.Index(t["id"]).get_indexer([str(i) for i in ids])
             if (pos < 0).any():
                 raise ValueError(f"ids: {int((pos < 0).sum())} id(s) are not in split {split!r}")
-            t = t.iloc[pos]
-        return render(t)
+        if split in IMAGE_SPLITS and (self.root / "images" / f"{split}.npy").is_file():
+            images = self.split_images(split)
+            return np.array(images if pos is None else images[pos])
+        return render(t if pos is None else t.iloc[pos])
 
     def split_images(self, split: str) -> np.ndarray:
         """Every image of a split in row order (uint8, (n, 64, 64, 3)).
