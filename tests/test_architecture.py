@@ -91,7 +91,6 @@ KNOWN_PRIVATE: set[tuple[str, str, str]] = {
 }
 KNOWN_LONG_MODULES: set[str] = set()
 KNOWN_LONG_FUNCTIONS: set[str] = {
-    "primekit.demo.run_demo",
     "primekit.tagging.ray.tag_images_ray",
 }
 
