@@ -332,11 +332,16 @@ def test_neighbour_shared_tags_table6_by_hand():
 def test_max_shared_tagset_is_the_largest_frequent_tag_set():
     # 5 samples x tags a, b, c: a on samples 1-4, b on 0-3, c on 0-2
     carriers = np.array([[0, 1, 1], [1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 0, 0]], bool)
-    assert _max_shared_tagset(carriers, 3) == 2  # {a, b} and {b, c} on 3 samples
-    assert _max_shared_tagset(carriers, 4) == 1
-    assert _max_shared_tagset(carriers, 6) == 0
-    assert _max_shared_tagset(np.zeros((4, 0), bool), 1) == 0
-    # exactly the brute-force answer (fpmax's share is rounded to a count without float error)
+    assert _max_shared_tagset(carriers, 3, 1000) == (2, True)  # {a, b} and {b, c} on 3 samples
+    assert _max_shared_tagset(carriers, 4, 1000) == (1, True)
+    assert _max_shared_tagset(carriers, 6, 1000) == (0, True)
+    assert _max_shared_tagset(np.zeros((4, 0), bool), 1, 1000) == (0, True)
+    # over budget: a lower bound, said so
+    assert _max_shared_tagset(carriers, 3, 1)[1] is False
+
+
+def test_max_shared_tagset_equals_brute_force_and_mlxtend_fpmax():
+    fpmax = pytest.importorskip("mlxtend.frequent_patterns").fpmax
     rng = np.random.default_rng(0)
     for _ in range(20):
         m = rng.random((int(rng.integers(7, 60)), 6)) < rng.uniform(0.2, 0.8)
@@ -346,7 +351,11 @@ def test_max_shared_tagset_is_the_largest_frequent_tag_set():
                  if m[:, list(combo)].all(axis=1).sum() >= support),
                 default=0,
             )
-            assert _max_shared_tagset(m, support) == best
+            assert _max_shared_tagset(m, support, 10**6) == (best, True)
+            # fpmax rounds min_support * rows up to a count: half a row below keeps it exact
+            sets = fpmax(pd.DataFrame(m, columns=list("abcdef")),
+                         min_support=(support - 0.5) / len(m))
+            assert int(sets["itemsets"].map(len).max() if len(sets) else 0) == best
 
 
 def test_latent_semantic_bad_input():

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlxtend.frequent_patterns import fpmax
 from sklearn.neighbors import NearestNeighbors
 
 from .._validation import as_bool, check_embeddings, check_int, check_real, l2_normalize
@@ -135,41 +134,55 @@ def distance_by_shared_tags(
     return out
 
 
-def _max_shared_tagset(carriers: np.ndarray, min_support: int) -> int:
+def _max_shared_tagset(carriers: np.ndarray, min_support: int, max_nodes: int) -> tuple[int, bool]:
     """Size of the largest set of columns of the boolean matrix ``carriers`` (rows = images,
-    columns = tags) that at least ``min_support`` rows carry together.
+    columns = tags) that at least ``min_support`` rows carry together, and whether the search
+    was exhaustive (False when it stopped after ``max_nodes`` nodes: the size is a lower bound).
 
-    That set is the longest maximal frequent itemset, which mlxtend's ``fpmax`` finds exactly.
-    Before it runs, rows carrying fewer than two frequent columns and columns that then fall
-    below the support are dropped (repeatedly): they can hold a set of one tag only, so the
-    answer is unchanged and fpmax, which builds its tree row by row in Python, has less to
-    read. fpmax takes a share of rows and rounds ``share * rows`` up to a count; a share half a
-    row below ``min_support`` makes that count exactly ``min_support`` whatever the float error.
+    That set is the longest maximal frequent itemset, which mlxtend's ``fpmax`` also finds (the
+    tests check the two agree). It is written by hand because fpmax rebuilds its FP-tree row by
+    row in Python for every query image: measured 15-30x slower on the toy world's Table 6 (7.4 s
+    vs 0.5 s for 200 queries on 1,300 images), minutes at Living17 size. Here each column is a
+    Python-int bitset over the rows, and a depth-first search with support and size bounds
+    stops as soon as no longer set can beat the best one.
     """
-    frequent = carriers[:, carriers.sum(axis=0) >= min_support]
-    if frequent.shape[1] <= 1:
-        return frequent.shape[1]
-    pairs = frequent
-    while pairs.shape[1] >= 2:
-        rows = pairs[pairs.sum(axis=1) >= 2]
-        cols = rows.sum(axis=0) >= min_support
-        if len(rows) == len(pairs) and cols.all():
-            break
-        pairs = rows[:, cols]
-    if pairs.shape[1] < 2:
-        return 1
-    frame = pd.DataFrame(pairs, columns=[str(c) for c in range(pairs.shape[1])])
-    itemsets = fpmax(frame, min_support=(min_support - 0.5) / len(frame))
-    return max(1, int(itemsets["itemsets"].map(len).max()))
+    support = carriers.sum(axis=0)
+    keep = np.flatnonzero(support >= min_support)
+    if len(keep) <= 1:
+        return len(keep), True
+    packed = np.packbits(carriers[:, keep], axis=0)
+    items = sorted((int.from_bytes(packed[:, k].tobytes(), "big") for k in range(len(keep))),
+                   key=lambda b: -b.bit_count())
+    best, nodes = 1, 0
+
+    def extend(current: int, size: int, start: int) -> bool:
+        """Depth-first from the set ``current`` of ``size`` columns; False once over budget."""
+        nonlocal best, nodes
+        best = max(best, size)
+        for k in range(start, len(items)):
+            if size + (len(items) - k) <= best:
+                return True
+            nodes += 1
+            if nodes > max_nodes:
+                return False
+            nxt = items[k] & current
+            if nxt.bit_count() >= min_support and not extend(nxt, size + 1, k + 1):
+                return False
+        return True
+
+    exhausted = extend(-1, 0, 0)  # -1: every bit set, the empty set's carriers
+    return best, exhausted
 
 
 def _shared_counts(
-    matrix: np.ndarray, queries: np.ndarray, neighbours: np.ndarray, sizes: list[int], fraction: float
+    matrix: np.ndarray, queries: np.ndarray, neighbours: np.ndarray, sizes: list[int],
+    fraction: float, max_nodes: int,
 ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """Per N: the latent and the semantic shared-tag count of every query image."""
     latent: dict[int, list[int]] = {N: [] for N in sizes}
     semantic: dict[int, list[int]] = {N: [] for N in sizes}
     others = np.ones(matrix.shape[0], bool)
+    truncated = 0
     for q, row in zip(queries, neighbours, strict=True):
         row = row[row != q][: max(sizes)]
         others[q] = False
@@ -178,7 +191,11 @@ def _shared_counts(
         for N in sizes:
             counts = matrix[row[:N]].sum(axis=0)
             latent[N].append(int((counts >= fraction * N - 1e-9).sum()))
-            semantic[N].append(_max_shared_tagset(carriers, N))
+            best, exact = _max_shared_tagset(carriers, N, max_nodes)
+            truncated += not exact
+            semantic[N].append(best)
+    if truncated:
+        logger.warning("neighbour_shared_tags: %d searches hit max_nodes (lower bounds)", truncated)
     return latent, semantic
 
 
@@ -190,6 +207,7 @@ def neighbour_shared_tags(
     fraction: float = 0.9,
     n_queries: int = 200,
     normalize: bool = False,
+    max_nodes: int = 200_000,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Table 6: shared tags among nearest neighbours in embedding space vs in tag space.
@@ -197,7 +215,7 @@ def neighbour_shared_tags(
     For a random image x: C = its N nearest neighbours in embedding space (x excluded,
     Euclidean). *Latent*: the number of tags carried by at least ``fraction`` * N images of C.
     *Semantic*: the largest number of tags of x that at least N other images carry together
-    (x's N neighbours in tag space; an exact maximal-itemset search). Averaged over
+    (x's N neighbours in tag space; an exact maximal-itemset search within ``max_nodes``). Averaged over
     ``n_queries`` random images x.
 
     Parameters
@@ -211,6 +229,9 @@ def neighbour_shared_tags(
         Number of random images x.
     normalize : bool
         L2-normalize embeddings before the neighbour search (cosine neighbours).
+    max_nodes : int
+        Bound on the search for the largest shared tag set per query; when hit, the best set
+        found so far is used (a lower bound) and a warning is logged.
     seed : int
 
     Returns
@@ -232,13 +253,14 @@ def neighbour_shared_tags(
     if fraction == 0.0:
         raise ValueError("fraction: must be > 0")
     n_queries = min(check_int(n_queries, "n_queries", 1), n)
+    max_nodes = check_int(max_nodes, "max_nodes", 1)
     if normalize:
         emb = l2_normalize(emb, "embeddings")
     rng = np.random.default_rng(seed)
     queries = rng.choice(n, size=n_queries, replace=False)
     knn = NearestNeighbors(n_neighbors=max(sizes) + 1).fit(emb)
     _, neighbours = knn.kneighbors(emb[queries])
-    latent, semantic = _shared_counts(matrix, queries, neighbours, sizes, fraction)
+    latent, semantic = _shared_counts(matrix, queries, neighbours, sizes, fraction, max_nodes)
     rows = {
         N: {
             "latent_mean": float(np.mean(latent[N])),
