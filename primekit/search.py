@@ -225,7 +225,9 @@ def find_failure_modes(
     if max_q is None:
         return modes
     lattice = _lattice(split, params)
-    return statistics.attach(modes, lattice, lattice[list(statistics.STATISTIC_COLUMNS)], max_q=max_q)
+    annotated = statistics.attach(modes, lattice, lattice[list(statistics.STATISTIC_COLUMNS)], max_q=max_q)
+    annotated.attrs = dict(modes.attrs)  # the long table's join report (the join drops attrs)
+    return annotated
 
 
 def _lattice(split: TaggedSplit | LongTags, params: SearchSettings) -> pd.DataFrame:
