@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from .mode_table import describe
+
 __all__ = [
     "ModeColumn",
     "MODE_COLUMNS",
@@ -212,7 +214,7 @@ def mode_card(
             "mode_card.html.j2",
             mode=mode,
             tags=tags,
-            description=mode.get("description") or " ".join(["a photo of", str(mode["class"]), *tags]),
+            description=mode.get("description") or describe(mode["class"], tags),
             size=int(mode["size"]),
             class_size=int(class_size),
             margin=margin,
