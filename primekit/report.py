@@ -326,7 +326,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         default=None,
-        help="only the samples of this split (default: the split recorded in summary.json, else all)",
+        help="only the samples of this split (default: the split recorded in summary.json, else "
+        "the splits that carry tags)",
     )
     p.set_defaults(func=_main)
 
