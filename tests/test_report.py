@@ -239,6 +239,8 @@ def test_report_thumbnails_are_random_but_reproducible(run_dir):
 def test_report_options(run_dir):
     page = parse(render_report(run_dir, max_modes=1, n_thumbs=0, figures=False, title="T<1>"))
     assert [a["id"] for t, a in page.tags if t == "section"] == ["mode-1"]
+    # the table links only to the sections there are
+    assert [a["href"] for t, a in page.tags if t == "a"] == ["#mode-1"]
     assert [t for t, _ in page.tags if t == "img"] == []
     assert "T<1>" in page.text
     for bad in ({"n_thumbs": -1}, {"thumb_size": 2}, {"max_modes": "3"}):
