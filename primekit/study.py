@@ -9,8 +9,9 @@ notebook never branches on where its data came from.
   paper 4.2.
 - a folder: ``samples.parquet`` (or ``.csv``; the samples contract with a ``split`` column holding
   ``val`` and ``test``), ``tags.parquet`` (the long tag table, e.g. from ``primekit tag``),
-  optionally ``embeddings.parquet`` (from ``primekit embed``) and ``study.json`` with
-  ``{"clip": "clip:ViT-B-16:openai", "threshold": 0.5}``. For the generated images of paper 4.2,
+  optionally ``embeddings.parquet`` (from ``primekit embed``), ``truth.parquet`` (ground-truth
+  attributes as a long tag table) and ``study.json`` with ``{"clip": "clip:ViT-B-16:openai",
+  "threshold": 0.5, "search": {...}}``; ``primekit study`` writes such a folder. For the generated images of paper 4.2,
   pass ``generator="diffusers:<model>"`` (:class:`primekit.generate.DiffusersGenerator`) and the
   ``classifier`` under study (a :mod:`primekit.models` spec or module).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,18 @@ import numpy as np
 import pandas as pd
 
 from .samples import search_inputs, validate_samples
-from .search import find_failure_modes, search_defaults
+from .search import find_failure_modes, paper_search, search_defaults
 from .split import TaggedSplit
 
-__all__ = ["Split", "Study", "load_study", "search_defaults", "generated_examples"]
+__all__ = [
+    "Split",
+    "Study",
+    "Availability",
+    "FEATURES",
+    "load_study",
+    "search_defaults",
+    "generated_examples",
+]
 
 
 @dataclass
@@ -77,9 +86,71 @@ class Split(TaggedSplit):
         return pd.Series(values, index=self.tags.index, name="path")
 
     @property
-    def accuracy(self) -> float:
-        """Overall accuracy on the split."""
+    def overall_accuracy(self) -> float:
+        """Overall accuracy on the split (``accuracy(mask)`` is :class:`TaggedSplit`'s, by mask)."""
         return float(self.samples["correct"].mean()) if len(self.samples) else float("nan")
+
+
+# what a notebook section may need -> (what it is, how a user adds it to a study folder)
+FEATURES: dict[str, tuple[str, str]] = {
+    "truth": (
+        "ground-truth attributes",
+        "write truth.parquet (a long tag table id, tag[, score] of attributes you trust, e.g. "
+        "annotations) beside samples.parquet; the toy world has them",
+    ),
+    "embeddings": (
+        "CLIP image embeddings",
+        "rerun primekit study with --embed clip:ViT-B-16:openai (or primekit embed --images ... "
+        "--out DIR/embeddings.parquet and put {\"clip\": SPEC} in study.json)",
+    ),
+    "clip": (
+        "a CLIP model for text",
+        "rerun primekit study with --embed clip:ViT-B-16:openai, or put {\"clip\": SPEC} in "
+        "study.json",
+    ),
+    "generator": (
+        "an image generator and the classifier under study",
+        "pass generator='diffusers:<model>' and classifier=SPEC (this notebook's parameters)",
+    ),
+    "world": (
+        "the true failure modes (an oracle)",
+        "only the embedded toy world knows them; on your data the test split is the check",
+    ),
+    "modes": (
+        "failure modes at these search settings",
+        "lower min_size / min_drop (this notebook's parameters), or add tags",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a notebook section can run on a study, and the one sentence that says so.
+
+    True when nothing is missing. In a notebook, show it (the last expression of a cell) and
+    wrap the section in ``if ok:``; the sentence names what is missing and how to add it.
+    """
+
+    section: str
+    missing: tuple[str, ...]
+    study: str
+
+    def __bool__(self) -> bool:
+        return not self.missing
+
+    @property
+    def sentence(self) -> str:
+        if not self.missing:
+            return f"Runs: {self.section}."
+        what = " and ".join(FEATURES[m][0] for m in self.missing)
+        how = "; ".join(FEATURES[m][1] for m in self.missing)
+        return f"Skipped: {self.section} needs {what}, which study {self.study!r} lacks. To add: {how}."
+
+    def __repr__(self) -> str:
+        return self.sentence
+
+    def _repr_markdown_(self) -> str:
+        return f"**{self.sentence.split(':', 1)[0]}:**{self.sentence.split(':', 1)[1]}"
 
 
 class Study:
@@ -87,7 +158,8 @@ class Study:
 
     Build it with :func:`load_study`. Attributes: ``name``, ``val``, ``test`` (:class:`Split`),
     ``threshold`` (tag score threshold), ``clip_spec`` (CLIP used by the metrics and baselines, or
-    None), ``world`` (the toy world, or None).
+    None), ``world`` (the toy world, or None), ``search`` (the search settings a study folder
+    recorded, or None).
     """
 
     def __init__(
@@ -102,8 +174,10 @@ class Study:
         world: Any = None,
         generator: Callable[..., tuple[np.ndarray, Any]] | None = None,
         classifier: Callable[[np.ndarray], pd.DataFrame] | None = None,
+        search: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        self.search = dict(search) if search else None
         self.val = val
         self.test = test
         self.threshold = threshold
@@ -118,7 +192,7 @@ class Study:
         return (
             f"Study({self.name!r}: val {len(self.val.samples)} samples, test "
             f"{len(self.test.samples)}, {self.val.tags.shape[1]} tags, "
-            f"val accuracy {self.val.accuracy:.3f})"
+            f"val accuracy {self.val.overall_accuracy:.3f})"
         )
 
     def split(self, name: str) -> Split:
@@ -126,6 +200,45 @@ class Study:
         if name not in ("val", "test"):
             raise ValueError(f"split: expected 'val' or 'test', got {name!r}")
         return self.val if name == "val" else self.test
+
+    def has(self, feature: str) -> bool:
+        """Whether the study has ``feature`` (a key of :data:`FEATURES` but ``"modes"``)."""
+        if feature not in FEATURES or feature == "modes":
+            raise ValueError(f"feature: expected one of {sorted(set(FEATURES) - {'modes'})}, got {feature!r}")
+        if feature == "truth":
+            return self.val.truth is not None and self.test.truth is not None
+        if feature == "embeddings":
+            return self.embeddings_path is not None or (
+                self.clip_spec is not None and self.val.paths.notna().all()
+            )
+        if feature == "clip":
+            return self.clip_spec is not None
+        if feature == "generator":
+            return self.can_generate
+        return self.world is not None
+
+    def check(self, *features: str, section: str, modes: pd.DataFrame | None = None) -> Availability:
+        """Which of ``features`` the study lacks for a notebook ``section`` (:class:`Availability`);
+        with ``modes``, an empty mode table counts as missing ``"modes"``."""
+        missing = tuple(f for f in features if not self.has(f))
+        if modes is not None and len(modes) == 0:
+            missing += ("modes",)
+        return Availability(section, missing, self.name)
+
+    def search_defaults(self, smoke: bool = False, *, paper: bool = False, **overrides: Any) -> dict[str, Any]:
+        """Search settings for this study with the caller's non-None ``overrides``: a study folder's
+        recorded ones (``primekit study``), else the toy world's (:func:`primekit.search.
+        search_defaults`, or :func:`~primekit.search.paper_search` with ``paper``)."""
+        if self.search is None:
+            return (paper_search if paper else search_defaults)(smoke, **overrides)
+        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in self.search.items() if v is not None}
+        if isinstance(out.get("necessity"), dict):
+            out["necessity"] = {int(k): float(v) for k, v in out["necessity"].items()}
+        unknown = set(overrides) - set(search_defaults())
+        if unknown:
+            raise ValueError(f"overrides: unknown search setting(s) {sorted(unknown)}")
+        out.update({k: v for k, v in overrides.items() if v is not None})
+        return out
 
     # -- the search ------------------------------------------------------------------------
     def find_failure_modes(self, split: str = "val", **search: Any) -> pd.DataFrame:
@@ -323,6 +436,8 @@ def _folder_study(folder: Path, *, threshold: float | None, generator: Any = Non
     if "split" not in samples.columns:
         raise ValueError("samples: needs a 'split' column with 'val' and 'test' rows")
     tags = read_tags(tags_path)
+    truth_path = _first(folder, "truth")
+    truth = read_tags(truth_path, argument="truth") if truth_path is not None else None
     splits = {}
     for name in ("val", "test"):
         part = samples[samples["split"] == name].reset_index(drop=True)
@@ -330,7 +445,12 @@ def _folder_study(folder: Path, *, threshold: float | None, generator: Any = Non
             raise ValueError(f"samples: no row has split == {name!r}")
         long = tags[tags["id"].isin(part["id"])]
         matrix, _, _ = search_inputs(part, long, threshold=threshold)
-        splits[name] = Split(name, part, matrix)
+        scores = long.pivot_table(index="id", columns="tag", values="score", aggfunc="max")
+        true = None
+        if truth is not None:
+            true, _, _ = search_inputs(part, truth[truth["id"].isin(part["id"])], threshold=0.5)
+        splits[name] = Split(name, part, matrix, truth=true,
+                             scores=scores.reindex(index=matrix.index, columns=matrix.columns).fillna(0.0))
     emb = _first(folder, "embeddings")
     from .generate import load_generator
 
@@ -348,6 +468,7 @@ def _folder_study(folder: Path, *, threshold: float | None, generator: Any = Non
         embeddings_path=emb,
         generator=load_generator(generator),
         classifier=predictor,
+        search=config.get("search"),
     )
 
 

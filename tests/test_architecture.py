@@ -73,6 +73,7 @@ LAYERS: dict[str, int] = {
     "primekit.tagging.cli_predict": 7,
     "primekit.study_build": 7,
     "primekit.study_cli": 7,
+    "primekit.examples": 7,
     "primekit": 7,
 }
 

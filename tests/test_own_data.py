@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _digits import (
+
+from primekit.cli import main
+from primekit.examples import (
     CLI_PREPROCESSING,
     api_accuracy,
     digit_attributes,
@@ -24,8 +26,6 @@ from _digits import (
     split_indices,
     write_digit_folders,
 )
-
-from primekit.cli import main
 
 torch.set_num_threads(1)
 
@@ -178,3 +178,64 @@ def test_one_class_and_missing_splits_are_refused(tmp_path):
     split = assign_splits(four, seed=1)["split"]
     assert sorted(split) == ["test", "test", "val", "val"]
     assert np.array_equal(split, assign_splits(four, seed=1)["split"])  # seeded
+
+
+@pytest.fixture(scope="module")
+def clip_study(digits, tmp_path_factory):
+    """The digits study with (tiny, random-weight) CLIP embeddings, for the CLIP notebooks."""
+    from _tiny_models import make_tiny_clip
+
+    from primekit.study_build import build_study
+
+    root = tmp_path_factory.mktemp("clip_study")
+    clip = make_tiny_clip(root / "clip")
+    images, model, attributes = digits
+    build_study(images, f"jit:{model}", out=root / "digits", attributes=attributes,
+                embed=f"clip:local-dir:{clip}", progress=False, image_size=8, resize=8,
+                normalize="none", grayscale=True, search={"min_size": 10, "min_drop": 0.2, "max_tags": 2})
+    return root / "digits"
+
+
+def test_a_study_says_what_it_lacks_and_how_to_add_it(study_dir, clip_study):
+    from primekit import load_study
+
+    plain, with_clip = load_study(str(study_dir)), load_study(str(clip_study))
+    lacks = plain.check("embeddings", "truth", section="Table 3")
+    assert not lacks and lacks.missing == ("embeddings", "truth")
+    assert lacks.sentence.startswith("Skipped: Table 3 needs CLIP image embeddings and ground-truth")
+    assert "--embed clip:ViT-B-16:openai" in lacks.sentence and "truth.parquet" in lacks.sentence
+    assert with_clip.check("embeddings", "clip", section="Fig. 5") and not with_clip.has("world")
+    assert with_clip.image_embeddings("val").shape[0] == len(with_clip.val.samples)
+    assert plain.search_defaults() == {"min_size": 10, "min_drop": 0.2, "max_tags": 2,
+                                       "necessity": {2: 0.1, 3: 0.05, 4: 0.025}}
+    assert plain.search_defaults(min_size=20)["min_size"] == 20
+    assert not plain.check(section="grids", modes=pd.DataFrame())
+    with pytest.raises(ValueError, match="feature: expected one of"):
+        plain.has("gpu")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [p.name for p in __import__("primekit.notebooks").notebooks.list_notebooks()])
+def test_every_notebook_runs_on_the_users_folder(name, digits, clip_study, tmp_path):
+    """Every notebook on the digits study (smoke parameters): sections the study cannot run are
+    skipped with their sentence, the rest runs on real images."""
+    from primekit.notebooks import NOTEBOOK_DIR, run_notebook
+
+    params = {"smoke": True, "fig_dir": str(tmp_path / "figures"), "dataset": str(clip_study)}
+    if name.startswith("09"):
+        params = {"smoke": True, "fig_dir": str(tmp_path / "figures"), "run_dir": str(clip_study),
+                  "report_path": str(tmp_path / "report.html")}
+    if name.startswith("10"):
+        images, model, attributes = digits
+        params = {"smoke": True, "fig_dir": str(tmp_path / "figures"), "images": str(images),
+                  "model": f"jit:{model}", "attributes": str(attributes),
+                  "preprocessing": {"image_size": 8, "resize": 8, "normalize": "none", "grayscale": True},
+                  "study_dir": str(tmp_path / "study")}
+    numbers = run_notebook(NOTEBOOK_DIR / name, tmp_path / "executed", parameters=params)
+    assert numbers
+    executed = json.loads((tmp_path / "executed" / name).read_text())
+    text = json.dumps([c.get("outputs", []) for c in executed["cells"]])
+    if name[:2] in ("00", "01", "04"):  # the toy-world-only sections say why they are skipped
+        assert "Skipped:" in text and "To add:" in text
+    if name[:2] in ("02", "03", "05", "06", "07", "10"):
+        assert "Skipped:" not in text

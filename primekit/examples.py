@@ -1,5 +1,9 @@
 """Real data nobody here made: scikit-learn's 8x8 handwritten digits as a user's image folder.
 
+What a user brings to ``primekit study``, built from an image set that ships with scikit-learn
+(no download), for notebook ``10_your_data`` and the end-to-end tests:
+
+- :func:`digits_example`: all of the below in one folder, returning the study's inputs;
 - :func:`write_digit_folders`: the digits upscaled to 32 x 32 grey PNG files in class folders;
 - :func:`fit_digit_classifier`: a tiny classifier (logistic regression on the 8 x 8 grey input,
   as the study's preprocessing gives it) fit on a disjoint part, saved as TorchScript;
@@ -9,10 +13,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+__all__ = [
+    "digits_example",
+    "study_inputs",
+    "write_digit_folders",
+    "split_indices",
+    "fit_digit_classifier",
+    "api_accuracy",
+    "digit_attributes",
+    "PREPROCESSING",
+    "CLI_PREPROCESSING",
+]
 
 # classifier input: what `primekit study --image-size 8 --resize 8 --normalize none --grayscale` feeds
 PREPROCESSING = {"image_size": 8, "resize": 8, "normalize": "none", "grayscale": True}
@@ -131,3 +149,38 @@ def digit_attributes(folder: Path) -> pd.DataFrame:
         out[low] = rank <= 1 / 3
         out[high] = rank > 2 / 3
     return out
+
+
+def digits_example(folder: str | os.PathLike, *, n_train: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Write the digits example into ``folder`` (``images/``, ``train/``, ``model.pt``,
+    ``attributes.csv``; kept if already there) and return :func:`primekit.study_build.build_study`'s
+    inputs for it: ``images``, ``model``, ``attributes`` and the preprocessing options."""
+    root = Path(folder).expanduser()
+    model, attributes = root / "model.pt", root / "attributes.csv"
+    if not (model.is_file() and attributes.is_file() and (root / "images").is_dir()):
+        train_idx, study_idx = split_indices(n_train=n_train, seed=seed)
+        fit_digit_classifier(write_digit_folders(root / "train", train_idx), model)
+        write_digit_folders(root / "images", study_idx)
+        digit_attributes(root / "images").to_csv(attributes, index=False)
+    return {"images": str(root / "images"), "model": f"jit:{model}", "attributes": str(attributes),
+            **PREPROCESSING}
+
+
+def study_inputs(
+    images: str | None,
+    model: str | None,
+    *,
+    attributes: str | None = None,
+    preprocessing: dict[str, Any] | None = None,
+    example_dir: str | os.PathLike = "build/digits_example",
+) -> dict[str, Any]:
+    """The inputs of :func:`~primekit.study_build.build_study` for a notebook's parameters: the
+    user's ``images`` and ``model`` (and ``attributes``, ``preprocessing``), or, when ``images`` is
+    None, the digits example written to ``example_dir``."""
+    if images is None:
+        if model is not None:
+            raise ValueError("model: give images too (or neither, for the digits example)")
+        return digits_example(example_dir)
+    if model is None:
+        raise ValueError("model: your classifier's spec (jit:PATH, torchvision:NAME, ...)")
+    return {"images": images, "model": model, "attributes": attributes, **(preprocessing or {})}
