@@ -38,6 +38,7 @@ from ._jobs import (
 )
 from .images import read_image_source
 from .io import read_table
+from .toyworld.clip import clip_dir as toyworld_clip_dir
 
 __all__ = [
     "ClipModel",
@@ -120,13 +121,7 @@ def parse_clip_spec(spec: str, *, argument: str = "model") -> tuple[str, str | N
         s = s[len("clip:") :]
     if s == "toyworld":
         try:
-            from . import toyworld  # lazy: the toy world is optional at import time
-
-            folder = Path(toyworld.clip_dir())
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(
-                f"{argument}: 'clip:toyworld' needs primekit.toyworld.clip_dir ({exc})"
-            ) from None
+            folder = Path(toyworld_clip_dir())
         except (OSError, RuntimeError) as exc:
             raise ValueError(f"{argument}: the toy world's CLIP is not available ({exc})") from None
         s = f"local-dir:{folder}"

@@ -184,20 +184,9 @@ def tag_images_ray(
     DataFrame
         ``id, tag, score`` sorted by id, tag, with ``attrs["metadata"]`` and ``attrs["errors"]``.
     """
-    if out is not None:
-        check_out(out)
-    if batch_size < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
-    if num_gpus < 0:
-        raise ValueError(f"num_gpus: must be >= 0, got {num_gpus}")
+    _check_options(out, batch_size, concurrency, num_gpus, tagger)
     if min_score is not None:
         min_score = check_unit(min_score, "min_score")
-    if not (isinstance(tagger, (str, Tagger)) or callable(tagger)):
-        raise TypeError(
-            f"tagger: expected a spec, a Tagger or a factory, got {type(tagger).__name__}"
-        )
     try:
         import ray  # heavy: imported on first use
     except ImportError:
@@ -210,10 +199,8 @@ def tag_images_ray(
     resolve_thresholds(description["vocabulary"], np.asarray(description["thresholds"]), threshold)
     if not ray.is_initialized():
         ray.init(address=address, **dict(init_kwargs or {}))
-
     blocks = max(1, min(len(images), concurrency * 4, -(-len(images) // batch_size)))
-    ds = ray.data.from_pandas(images[["id", "path"]]).repartition(blocks)
-    rows = ds.map_batches(
+    rows = ray.data.from_pandas(images[["id", "path"]]).repartition(blocks).map_batches(
         TagActor,
         fn_constructor_kwargs={
             "tagger": tagger,
@@ -227,21 +214,7 @@ def tag_images_ray(
         num_cpus=num_cpus,
         concurrency=concurrency,
     ).to_pandas()
-
-    failed = rows["error"].fillna("") != ""
-    lookup = images.set_index("id")["path"]
-    errors = pd.DataFrame(
-        {
-            "id": rows.loc[failed, "id"].astype(str).to_numpy(),
-            "path": lookup.reindex(rows.loc[failed, "id"].astype(str)).to_numpy(),
-            "reason": rows.loc[failed, "error"].to_numpy(),
-        }
-    )
-    errors = errors.sort_values("id").reset_index(drop=True)
-    table = scores_to_long([], np.zeros((0, 0)), [], np.zeros(0))  # typed empty table
-    if (~failed).any():
-        table = rows.loc[~failed, ["id", "tag", "score"]].sort_values(["id", "tag"], kind="stable")
-        table = scores_to_long_validated(table)
+    table, errors = _tags_and_errors(rows, images)
     thresholds = resolve_thresholds(
         description["vocabulary"], np.asarray(description["thresholds"]), threshold
     )
@@ -262,6 +235,41 @@ def tag_images_ray(
     table.attrs["metadata"] = metadata
     table.attrs["errors"] = errors
     return table
+
+
+def _check_options(out: Any, batch_size: Any, concurrency: Any, num_gpus: Any, tagger: Any) -> None:
+    """Bad options fail before Ray starts."""
+    if out is not None:
+        check_out(out)
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
+    if num_gpus < 0:
+        raise ValueError(f"num_gpus: must be >= 0, got {num_gpus}")
+    if not (isinstance(tagger, (str, Tagger)) or callable(tagger)):
+        raise TypeError(
+            f"tagger: expected a spec, a Tagger or a factory, got {type(tagger).__name__}"
+        )
+
+
+def _tags_and_errors(rows: pd.DataFrame, images: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The actors' rows as the long tag table and the ``id, path, reason`` errors."""
+    failed = rows["error"].fillna("") != ""
+    lookup = images.set_index("id")["path"]
+    errors = pd.DataFrame(
+        {
+            "id": rows.loc[failed, "id"].astype(str).to_numpy(),
+            "path": lookup.reindex(rows.loc[failed, "id"].astype(str)).to_numpy(),
+            "reason": rows.loc[failed, "error"].to_numpy(),
+        }
+    )
+    errors = errors.sort_values("id").reset_index(drop=True)
+    table = scores_to_long([], np.zeros((0, 0)), [], np.zeros(0))  # typed empty table
+    if (~failed).any():
+        table = rows.loc[~failed, ["id", "tag", "score"]].sort_values(["id", "tag"], kind="stable")
+        table = scores_to_long_validated(table)
+    return table, errors
 
 
 def scores_to_long_validated(table: pd.DataFrame) -> pd.DataFrame:
