@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from ..io import atomic_path
 
 __all__ = ["axes_or_new", "panel_grid", "save_figure"]
 
@@ -101,16 +102,7 @@ def save_figure(
         raise ValueError(f"name: expected a file name without folders, got {name!r}")
     if isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 1:
         raise ValueError(f"dpi: expected a positive integer, got {dpi!r}")
-    folder = Path(fig_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name if Path(name).suffix else f"{name}.png")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    path = Path(fig_dir) / (name if Path(name).suffix else f"{name}.png")
+    with atomic_path(path) as tmp:  # creates the folder; a figure on disk is never half written
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix[1:])
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a figure is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
