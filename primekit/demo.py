@@ -362,13 +362,13 @@ def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .plots import plot_mode_grid, plot_subset_accuracies
+    from .plots import plot_mode_grid, plot_subset_accuracies, save_figure
 
     top = modes.head(n_grid_modes)
     images = [world.mode_images("val", c, t, n=6, matrix=matrix) for c, t in zip(top["class"], top["tags"], strict=False)]
     if len(top):
         fig = plot_mode_grid(top, images)[0, 0].figure
-        fig.savefig(fig_dir / "demo_mode_grid.png", dpi=110)
+        save_figure(fig, "demo_mode_grid", fig_dir, dpi=110)
         plt.close(fig)
     # Fig. 3: the mode with most tags (largest drop among them) against all its subsets
     if len(modes):
@@ -382,7 +382,7 @@ def _figures(world, modes, matrix, labels, correct, fig_dir: Path, n_grid_modes:
             ax=ax,
         )
         fig.tight_layout()
-        fig.savefig(fig_dir / "demo_subsets.png", dpi=110)
+        save_figure(fig, "demo_subsets", fig_dir, dpi=110)
         plt.close(fig)
 
 
