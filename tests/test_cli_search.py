@@ -49,7 +49,9 @@ def test_max_q_keeps_the_confident_modes_with_their_statistics(files, capsys):
     assert list(got["tags"]) == list(expected["tags"]) and ("dry", "grass") in set(got["tags"])
     np.testing.assert_allclose(got["q_value"], expected["q_value"])
     paper = primekit.find_failure_modes(tags.drop(columns="night"), labels, correct, min_size=20)
-    assert f"of the paper's {len(paper)}, those with q <= 0.05" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"of the paper's {len(paper)}, those with q <= 0.05" in err
+    assert "? tag rows" not in err  # the join report survives the q-value filter
 
 
 def test_search_parquet_output_and_pred_column(files):
