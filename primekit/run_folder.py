@@ -151,7 +151,8 @@ def write_summary(run_dir: str | os.PathLike, summary: Mapping[str, Any]) -> dic
     """Write ``summary.json`` into a run folder, atomically; returns what was written.
 
     Values are made JSON-safe first: NumPy scalars become Python numbers, tuples lists, keys
-    strings, NaN/inf floats ``null`` (JSON has no NaN) and other objects their ``str``.
+    strings, floats are rounded to 6 decimals (NaN/inf become ``null``: JSON has no NaN) and
+    other objects their ``str``.
     """
     if not isinstance(summary, Mapping):
         raise TypeError(f"summary: expected a mapping, got {type(summary).__name__}")
