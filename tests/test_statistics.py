@@ -184,3 +184,20 @@ def test_fdr_of_the_q_filter_is_at_most_its_level_over_many_draws():
     assert discoveries > 100  # the filter has power: the real mode is found in most draws
     # mean false discovery proportion, with 3 standard errors of slack for 150 draws
     assert np.mean(shares) <= level + 3 * np.std(shares) / np.sqrt(len(shares))
+
+
+def test_expected_drop_shrinks_noise_and_keeps_a_real_drop():
+    # one real tag ("a": accuracy 0.30 against 0.85); the other tags and their combinations are noise
+    rng = np.random.default_rng(5)
+    n = 3000
+    tags = pd.DataFrame(rng.random((n, 6)) < 0.3, columns=list("abcdef"), index=[f"i{k}" for k in range(n)])
+    labels = pd.Series("fox", index=tags.index)
+    correct = pd.Series(rng.random(n) < np.where(tags["a"], 0.3, 0.85), index=tags.index)
+    lattice = primekit.tag_lattice(tags, labels, correct, min_size=20)
+    noise = lattice[[("a" not in t) for t in lattice["tags"]]]
+    assert noise["expected_drop"].abs().mean() < 0.8 * noise["drop"].abs().mean()
+    real = lattice[lattice["tags"] == ("a",)].iloc[0]
+    assert 0 < real["drop"] - real["expected_drop"] < 0.05
+    # the posterior mean of the beta-binomial model: between the observed and the prior accuracy
+    shrunk, kappa = statistics.shrunk_accuracy(np.array([10, 90]), np.array([40, 100]), np.array([0.8, 0.8]))
+    assert kappa > 0 and 10 / 40 < shrunk[0] < 0.8 and 0.8 < shrunk[1] < 0.9
