@@ -15,6 +15,7 @@ import argparse
 import base64
 import hashlib
 import json
+import logging
 import math
 import os
 import sys
@@ -43,6 +44,8 @@ from .run_folder import Run, load_run
 from .search import subset_accuracies
 
 __all__ = ["render_report", "write_report", "add_subparser"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Thumbs:
@@ -156,10 +159,13 @@ def _figures(run: Run, max_bytes: int = 3_000_000) -> list[tuple[str, str]]:
     for fig in run.figures:
         try:
             data = fig.read_bytes()
-        except OSError:
+        except OSError as exc:
+            logger.warning("report: figure %s left out, it cannot be read (%s)", fig, exc)
             continue
         if len(data) <= max_bytes:
             items.append((data_uri(data, "image/png"), fig.name))
+        else:
+            logger.warning("report: figure %s left out, %d bytes > %d", fig, len(data), max_bytes)
     return items
 
 

@@ -293,3 +293,13 @@ def test_new_mode_columns_reach_the_table_and_both_mode_cards(run_dir, monkeypat
     explorer.modes_ = run.modes  # as if the search had computed them
     explorer.show_mode(0)
     assert "pk-card-extra" in explorer.info.value and "10.0% – 25.0%" in explorer.info.value
+
+
+def test_a_figure_left_out_is_logged(run_dir, caplog):
+    from primekit import report
+
+    run = load_run(run_dir)
+    assert run.figures
+    with caplog.at_level("WARNING", logger="primekit.report"):
+        assert report._figures(run, max_bytes=10) == []
+    assert run.figures[0].name in caplog.text and "left out" in caplog.text
