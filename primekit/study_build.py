@@ -281,9 +281,10 @@ def _tag_steps(run: _Run, taggers: Sequence[str], attributes: Any, tagging: Mapp
     outputs = []
     for i, spec in enumerate(taggers):
         name = _tagger_name(spec, i)
+        # trust_pickle is the study's one opt-in (the classifier's too): only RAM loads a checkpoint
+        trust = bool(tagging.get("trust_pickle", False)) and spec.startswith(("ram:", "ram++:"))
         options = tagger_options(spec, vocabulary=tagging.get("vocabulary"),
-                                 text_encoder=tagging.get("text_encoder"),
-                                 trust_checkpoint=tagging.get("trust_pickle", False))
+                                 text_encoder=tagging.get("text_encoder"), trust_checkpoint=trust)
 
         def work(spec: str = spec, name: str = name, options: dict = options) -> dict[str, Any]:
             tagger = load_tagger(spec, device=jobs["device"], **options)

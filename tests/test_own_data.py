@@ -239,3 +239,18 @@ def test_every_notebook_runs_on_the_users_folder(name, digits, clip_study, tmp_p
         assert "Skipped:" in text and "To add:" in text
     if name[:2] in ("02", "03", "05", "06", "07", "10"):
         assert "Skipped:" not in text
+
+
+def test_trusting_the_classifier_checkpoint_does_not_refuse_a_clip_tagger():
+    """--trust-checkpoint is one flag for the study: RAM taggers get it, CLIP taggers do not need it."""
+    from types import SimpleNamespace
+
+    from primekit import study_build
+
+    steps = []
+    run = SimpleNamespace(images_key="k", step=lambda name, key, outputs, work, **kw: steps.append(key))
+    tagging = {"vocabulary": None, "text_encoder": None, "trust_pickle": True}
+    jobs = {"device": "cpu", "batch_size": 4, "num_workers": 0}
+    outputs = study_build._tag_steps(run, ["clip:ViT-B-16:openai", "ram++:ram.pth"], None, tagging, jobs)
+    assert outputs == ["tags_0_clip.parquet", "tags_1_rampp.parquet"]
+    assert "trust_pickle" not in steps[0]["options"] and "trust_pickle" in steps[1]["options"]
