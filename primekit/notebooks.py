@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_path
+
 __all__ = [
     "KEY_NUMBERS_MIME",
     "NOTEBOOK_DIR",
@@ -156,8 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = {"smoke": True} if args.smoke else {}
         summary[book.name] = run_notebook(book, Path(args.out).resolve(), parameters=params)
         print(f"   done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "key_numbers.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(Path(args.out) / "key_numbers.json") as tmp:  # creates the folder
+        tmp.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
     print(f"{len(books)} notebooks in {time.perf_counter() - t_all:.1f} s", file=sys.stderr, flush=True)
     return 0
