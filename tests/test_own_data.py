@@ -191,9 +191,24 @@ def clip_study(digits, tmp_path_factory):
     clip = make_tiny_clip(root / "clip")
     images, model, attributes = digits
     build_study(images, f"jit:{model}", out=root / "digits", attributes=attributes,
+                taggers=[f"clip:local-dir:{clip}"],
                 embed=f"clip:local-dir:{clip}", progress=False, image_size=8, resize=8,
                 normalize="none", grayscale=True, search={"min_size": 10, "min_drop": 0.2, "max_tags": 2})
     return root / "digits"
+
+
+def test_tags_of_a_tagger_and_an_attribute_table_are_one_table(clip_study):
+    from primekit.tags import read_tags
+
+    tags = read_tags(clip_study / "tags.parquet")
+    from primekit.tagging import builtin_vocabulary
+
+    # the tiny random CLIP's tags mean nothing: the test is that both sources reach one table
+    assert set(builtin_vocabulary()) & set(tags["tag"]) and {"slanted left", "much ink"} <= set(tags["tag"])
+    assert not tags.duplicated(["id", "tag"]).any()
+    record = json.loads((clip_study / "study.json").read_text())
+    assert record["taggers"][0].startswith("clip:local-dir:") and record["clip"] == record["embed"]
+    assert {"tags_0_clip.parquet", "tags_attributes.parquet", "embeddings.parquet"} <= set(record["files"])
 
 
 def test_a_study_says_what_it_lacks_and_how_to_add_it(study_dir, clip_study):
