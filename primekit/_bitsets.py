@@ -445,7 +445,8 @@ def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.
         )
     labels = check_labels(labels, labels.index)
     correct = check_correct(correct, labels.index).to_numpy()
-    codes, uniques = pd.factorize(labels.to_numpy(dtype=object), sort=False)
+    codes, uniques = pd.factorize(labels, sort=False)  # Arrow-backed strings hash natively
+    uniques = list(uniques)
     classes = sorted_classes(uniques)
     position = {c: k for k, c in enumerate(classes)}
     rank = np.array([position[c] for c in uniques], dtype=np.int64)
