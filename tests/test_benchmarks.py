@@ -146,3 +146,20 @@ def test_slice_methods_benchmark_on_the_smoke_world(primekit_home):
     assert list(table["method"])[0].startswith("PRIME") and len(table) == 4
     assert (table["seconds"] > 0).all() and table["x PRIME"].iloc[0] == 1.0
     assert "| DOMINO |" in slice_methods.markdown(table)
+
+
+def test_long_tables_search_to_every_planted_failure_mode(tmp_path):
+    """benchmarks/scale.py's generator and check: the CLI on the two Parquet files."""
+    import scale
+
+    from primekit.cli import main
+    from primekit.search import read_modes
+
+    summary = scale.write_long(scale.imagenet(4, 500), tmp_path)
+    assert summary["images"] == 4 * 1280 and summary["tag_rows"] > summary["present_rows"]
+    out = tmp_path / "modes.parquet"
+    argv = ["search", "--samples", str(tmp_path / "samples.parquet"), "--tags",
+            str(tmp_path / "tags.parquet"), "--out", str(out), "--min-size", "30"]
+    assert main(argv) == 0
+    check = scale.planted_check(summary, read_modes(out))
+    assert check["qualify"] >= 4 and check["found"] == check["qualify"] and not check["missed"]
