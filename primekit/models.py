@@ -478,7 +478,9 @@ def _guarded_forward(clf: Classifier) -> Callable[[Any], Any]:
         try:
             return clf.model(batch)
         except Exception as exc:  # RuntimeError, torch.jit.Error, a model's own assertions
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+            # TorchScript puts the interpreter's traceback first and the cause last
+            first = (lines[-1] if "TorchScript" in lines[0] else lines[0]) if lines else type(exc).__name__
             raise ValueError(
                 f"model: fails on the preprocessed images (batch of shape {tuple(batch.shape)}; "
                 f"preprocessing {describe_preprocessing(clf.preprocessing)}): {first}. Set "
