@@ -154,6 +154,10 @@ MODE_COLUMNS: list[ModeColumn] = [
     ModeColumn("class_accuracy", "class_accuracy", "pct"),
     ModeColumn("drop", "drop", "pct"),
     ModeColumn("necessity_margin", "necessity_margin", "pct"),
+    # the statistics of primekit.statistics (present when the modes were found with max_q)
+    ModeColumn("drop_low", "drop 95% CI", "pct", card=True, upper="drop_high"),
+    ModeColumn("expected_drop", "expected drop", "pct", card=True),
+    ModeColumn("q_value", "q-value", "number", card=True),
 ]
 
 

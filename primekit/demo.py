@@ -37,6 +37,7 @@ from .io import write_table
 from .mode_table import modes_to_csv_frame
 from .run_folder import FIGURES_DIR, RUN_FILES, is_run, is_smoke_run, read_summary, write_summary
 from .search import TOYWORLD_SEARCH, find_failure_modes, subset_accuracies
+from .statistics import RECOMMENDED_MAX_Q
 from .tags import tags_to_matrix, write_tags
 
 __all__ = [
@@ -85,7 +86,7 @@ class DemoSettings:
     min_drop: float = DEFAULTS["min_drop"]
     necessity: Mapping[int, float] | None = None
     max_tags: int = DEFAULTS["max_tags"]
-    max_q: float | None = None
+    max_q: float | None = RECOMMENDED_MAX_Q
     tagger: str = "learned"
     threshold: float = 0.5
     retrain: bool = False
@@ -171,10 +172,17 @@ def stage_tags(world: tw.ToyWorld, s: DemoSettings) -> tuple[dict[str, Any], str
 def stage_search(matrix: pd.DataFrame, val: pd.DataFrame, s: DemoSettings) -> tuple[pd.DataFrame, str]:
     """PRIME's search on val; modes sorted by drop, then size."""
     samples = val.set_index("id").reindex(matrix.index)
-    modes = find_failure_modes(matrix, samples["label"], samples["correct"], max_q=s.max_q, **s.search)
-    modes = modes.sort_values(["drop", "size"], ascending=[False, False], kind="stable").reset_index(drop=True)
+    paper = find_failure_modes(matrix, samples["label"], samples["correct"], max_q=None if s.max_q is None else 1.0, **s.search)
+    paper = paper.sort_values(["drop", "size"], ascending=[False, False], kind="stable").reset_index(drop=True)
+    kept = np.ones(len(paper), bool) if s.max_q is None else (paper["q_value"] <= s.max_q).to_numpy()
+    modes = paper[kept].reset_index(drop=True)
+    # the paper's other modes travel with the table to stage_write (filtered_out.csv)
+    modes.attrs["filtered_out"] = None if s.max_q is None else paper[~kept].reset_index(drop=True)
     counts = modes["n_tags"].value_counts().sort_index().to_dict()
-    q = f", q <= {s.max_q}" if s.max_q is not None else ""
+    q = " (the paper's definition, --max-q to filter)" if s.max_q is None else (
+        f" with q-value <= {s.max_q:g} (the recommended default; {int((~kept).sum())} more of the paper's "
+        f"{len(paper)} in filtered_out.csv, --max-q none keeps them)"
+    )
     return modes, f"{len(modes)} failure modes on val{q} (by number of tags: {counts})"
 
 
@@ -206,6 +214,11 @@ def _joined(table: pd.DataFrame) -> pd.DataFrame:
 def stage_write(out: Path, world: tw.ToyWorld, clf: dict, tags: dict, modes: pd.DataFrame, rec: dict, n_grid_modes: int) -> tuple[None, str]:
     """Write the run folder's tables and figures (the summary and report follow)."""
     write_table(modes_to_csv_frame(modes), out / RUN_FILES["modes"])
+    filtered = modes.attrs.get("filtered_out")
+    if filtered is None:  # no filter: no list of filtered modes (nor a stale one of an earlier run)
+        (out / RUN_FILES["filtered_out"]).unlink(missing_ok=True)
+    else:
+        write_table(modes_to_csv_frame(filtered), out / RUN_FILES["filtered_out"])
     write_table(_joined(rec["per_mode"]), out / RUN_FILES["oracle_check"])
     write_table(_joined(rec["missed"]), out / RUN_FILES["oracle_missed"])
     preds = clf["predictions"]
@@ -256,7 +269,7 @@ def run_demo(
     min_drop: float = DEFAULTS["min_drop"],
     necessity: Mapping[int, float] | None = None,
     max_tags: int = DEFAULTS["max_tags"],
-    max_q: float | None = None,
+    max_q: float | None = RECOMMENDED_MAX_Q,
     tagger: str = "learned",
     threshold: float = 0.5,
     retrain: bool = False,
@@ -287,9 +300,10 @@ def run_demo(
         Seed of the world and of every model (primekit ships the models of seed 0).
     min_size, min_drop, necessity, max_tags :
         The search (s, a, b, l of the paper); ``min_size`` defaults to 50 (10 with ``smoke``).
-    max_q : float, optional
-        Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`); None:
-        the paper's definition.
+    max_q : float or None, default :data:`primekit.statistics.RECOMMENDED_MAX_Q`
+        Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`; the
+        recommended default); the paper's other modes go to ``filtered_out.csv``. None: the
+        paper's definition, unfiltered.
     tagger : {"learned", "truth"}
         ``"learned"`` (default): the learned multi-label tagger, as the paper tags with RAM;
         ``"truth"``: the ground truth, the upper bound.
@@ -411,6 +425,18 @@ def _cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _max_q(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'none', got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1] or 'none', got {text!r}")
+    return value
+
+
 def add_subparser(subparsers) -> None:
     """Register ``primekit demo`` on the top-level CLI."""
     p = subparsers.add_parser(
@@ -427,7 +453,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--min-size", type=int, default=None, help="s: smallest group (default 50; 10 with --smoke)")
     p.add_argument("--min-drop", type=float, default=DEFAULTS["min_drop"], help="a: accuracy drop (default 0.30)")
     p.add_argument("--max-tags", type=int, default=DEFAULTS["max_tags"], help="l: most tags per mode (default 4)")
-    p.add_argument("--max-q", type=float, default=None, help="keep only modes with q-value <= this (default: off)")
+    p.add_argument("--max-q", type=_max_q, default=RECOMMENDED_MAX_Q, metavar="Q",
+                   help=f"keep only modes with q-value <= Q (default {RECOMMENDED_MAX_Q:g}, recommended); "
+                        "'none': the paper's definition, unfiltered")
     p.add_argument("--tagger", choices=TAGGERS, default="learned", help="learned (default, as the paper) or truth (upper bound)")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the learned tagger (default 0.5)")
     p.add_argument("--retrain", action="store_true", help="train the classifier, tagger and CLIP here instead of using the shipped weights")

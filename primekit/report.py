@@ -248,6 +248,9 @@ def render_report(
         summary_rows=[(key, *_summary_value(value)) for key, value in run.summary.items()],
         modes=modes,
         columns=mode_columns(run.modes.columns),
+        filtered=[] if run.filtered_out is None else run.filtered_out.to_dict("records"),
+        filtered_columns=[] if run.filtered_out is None else mode_columns(run.filtered_out.columns),
+        max_q=(run.summary.get("search") or {}).get("max_q"),
         n_shown=len(shown),
         sections=[
             _section(run, i + 1, mode, thumbs, int(n_thumbs), rng) for i, mode in enumerate(shown)

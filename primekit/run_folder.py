@@ -6,6 +6,7 @@ A **run folder** (written by ``primekit demo --out DIR``, read by the report and
   ``path`` is an image file, absolute or relative to the run folder);
 - ``tags.parquet``: the long tag table ``id, tag, score``;
 - ``failure_modes.csv``: the failure-mode table (``tags`` joined by ``" + "``);
+- ``filtered_out.csv`` (optional): the paper's modes the q-value filter left out (``max_q``);
 - ``summary.json``: headline numbers (classifier accuracy, number of modes, precision, ...) and,
   under ``"search"``, the settings the modes were found with;
 - ``figures/*.png``; and, from the demo, the oracle check tables and ``report.html``.
@@ -53,6 +54,7 @@ RUN_FILES: Mapping[str, str] = MappingProxyType(
         "samples": "samples.parquet",
         "tags": "tags.parquet",
         "modes": "failure_modes.csv",
+        "filtered_out": "filtered_out.csv",
         "summary": "summary.json",
         "report": "report.html",
         "oracle_check": "oracle_check.csv",
@@ -86,6 +88,9 @@ class Run(TaggedSplit):
         The failure-mode table (``tags`` as sorted tuples), see ``primekit.search.MODE_COLUMNS``.
     summary : dict
         ``summary.json`` (empty when the file is absent).
+    filtered_out : DataFrame or None
+        The paper's modes whose q-value is above the run's ``max_q`` (``filtered_out.csv``), or
+        None when the run did not filter.
     path : Path or None
         The run folder.
     figures : list of Path
@@ -100,6 +105,7 @@ class Run(TaggedSplit):
     summary: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     figures: list[Path] = field(default_factory=list)
+    filtered_out: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         TaggedSplit.__init__(self, self.tags, self.samples["label"], self.samples["correct"])
@@ -242,10 +248,13 @@ def load_run(
             _resolve(root, p) if isinstance(p, str) and p else None for p in samples["path"]
         ]
     modes = _align_classes(read_modes(root / RUN_FILES["modes"]), samples["label"])
+    filtered_path = root / RUN_FILES["filtered_out"]
+    filtered = _align_classes(read_modes(filtered_path), samples["label"]) if filtered_path.is_file() else None
     figures_dir = root / FIGURES_DIR
     figures = sorted(figures_dir.glob("*.png")) if figures_dir.is_dir() else []
     return Run(
-        samples=samples, tags=matrix, modes=modes, summary=summary, path=root, figures=figures
+        samples=samples, tags=matrix, modes=modes, summary=summary, path=root, figures=figures,
+        filtered_out=filtered,
     )
 
 

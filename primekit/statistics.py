@@ -34,13 +34,20 @@ from scipy import optimize, special, stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 __all__ = [
+    "RECOMMENDED_MAX_Q",
     "STATISTIC_COLUMNS",
     "difference_pvalue",
     "difference_interval",
     "lattice_statistics",
     "shrunk_accuracy",
     "q_values",
+    "drop_calibration",
+    "class_counts",
 ]
+
+#: The filter level the demo and the notebooks use (``find_failure_modes(..., max_q=...)``): chosen
+#: on the precision-recall frontier of ``benchmarks/recovery.py`` (five toy worlds, s = 30 and 50).
+RECOMMENDED_MAX_Q = 0.1
 
 STATISTIC_COLUMNS = (
     "accuracy_low",
@@ -288,3 +295,45 @@ def check_max_q(value: object) -> float | None:
         raise ValueError(f"max_q: must lie in (0, 1], got {value}")
     return float(value)
 
+
+
+def drop_calibration(
+    recovered: pd.DataFrame, *, estimates: tuple[str, ...] = ("drop", "expected_drop"), n_bins: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How well each estimate of a mode's drop predicts its drop on unseen data.
+
+    Parameters
+    ----------
+    recovered : DataFrame
+        Modes with the columns of ``estimates`` and ``test_drop`` (``primekit.metrics.recover_groups``
+        of modes found with ``max_q`` set); rows with a NaN test drop are left out.
+    estimates : column names
+        The predictions to compare (the observed drop and the shrunk expected drop).
+    n_bins : int
+        Calibration bins (quantiles of each estimate).
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        ``errors``: one row per estimate with ``n, mean_error`` (estimate - test drop: the winner's
+        curse is a positive bias), ``mean_absolute_error``, ``rmse``; and ``bins``: ``estimate,
+        bin, predicted, observed, n`` (mean estimate vs mean test drop per bin: calibration).
+    """
+    missing = [c for c in (*estimates, "test_drop") if c not in recovered.columns]
+    if missing:
+        raise ValueError(f"recovered: missing column(s) {missing}")
+    data = recovered[list(estimates) + ["test_drop"]].dropna()
+    errors, bins = [], []
+    for name in estimates:
+        diff = data[name] - data["test_drop"]
+        errors.append({"estimate": name, "n": len(diff), "mean_error": diff.mean(),
+                       "mean_absolute_error": diff.abs().mean(), "rmse": float(np.sqrt((diff**2).mean()))})
+        if len(data):
+            cut = pd.qcut(data[name].rank(method="first"), min(n_bins, len(data)), labels=False)
+            grouped = data.groupby(cut)
+            bins.append(pd.DataFrame({"estimate": name, "bin": range(grouped.ngroups),
+                                      "predicted": grouped[name].mean().to_numpy(),
+                                      "observed": grouped["test_drop"].mean().to_numpy(),
+                                      "n": grouped.size().to_numpy()}))
+    columns = ["estimate", "bin", "predicted", "observed", "n"]
+    return pd.DataFrame(errors), (pd.concat(bins, ignore_index=True) if bins else pd.DataFrame(columns=columns))

@@ -101,19 +101,29 @@ def test_runner_quick_mode_runs(tmp_path):
     assert "NO:" not in report
 
 
-def test_recovery_benchmark_on_smoke_worlds(primekit_home):
-    """benchmarks/recovery.py: one row per (seed, min_size) and the mean over seeds."""
+def test_recovery_benchmark_on_smoke_worlds(primekit_home, tmp_path):
+    """benchmarks/recovery.py: per (seed, min_size, filter level) precision/recall, the frontier plot."""
     import recovery  # benchmarks/ is on sys.path (top of this module)
 
-    table = recovery.measure([0], [8, 10], smoke=True)
-    assert list(table["min_size"]) == [8, 10] and (table["seed"] == 0).all()
-    assert table["precision"].between(0, 1).all() and table["recall"].dropna().between(0, 1).all()
-    # a larger min_size can only drop modes (the search is monotone in s)
-    assert table["modes"].iloc[1] <= table["modes"].iloc[0]
-    text = recovery.markdown(table)
-    assert "| 10 | 1 |" in text and text.count("\n| 0 |") == 2
+    modes = recovery.measure([0], [8, 10], smoke=True)
+    assert {"q_value", "real", "clear", "test_drop"} <= set(modes.columns)
+    scores = recovery.score(modes)
+    paper = scores[scores["filter"] == "paper"]
+    assert list(paper["min_size"]) == [8, 10]
+    assert scores["precision"].dropna().between(0, 1).all() and scores["recall"].dropna().between(0, 1).all()
+    # a larger min_size can only drop modes (the search is monotone in s), a stricter level too
+    assert paper["modes"].iloc[1] <= paper["modes"].iloc[0]
+    for _, g in scores[scores["level"].notna()].groupby("min_size"):
+        assert g.sort_values("level")["modes"].is_monotonic_increasing
+        assert g.loc[g["level"] == 1.0, "modes"].iloc[0] == paper.loc[paper["min_size"] == g["min_size"].iloc[0], "modes"].iloc[0]
+    text = recovery.markdown(scores, max_q=0.1)
+    assert "| 10 | paper | 1 |" in text and "| 10 | q<=0.1 | 1 |" in text
+    ax = recovery.plot_frontier(scores, max_q=0.1)
+    assert len(ax.lines) == 2
     with pytest.raises(SystemExit):
         recovery.main(["--min-size", "0"])
+    with pytest.raises(SystemExit):
+        recovery.main(["--max-q", "0.123"])
 
 
 def test_sliceline_peer_returns_its_top_slices():

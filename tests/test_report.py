@@ -274,19 +274,19 @@ def test_new_mode_columns_reach_the_table_and_both_mode_cards(run_dir, monkeypat
 
     columns = [
         *_render.MODE_COLUMNS,
-        _render.ModeColumn("q_value", "q-value", "number", card=True),
+        _render.ModeColumn("p_value", "p-value", "number", card=True),
         _render.ModeColumn("accuracy_low", "accuracy CI", "pct", card=True, upper="accuracy_high"),
     ]
     monkeypatch.setattr(_render, "MODE_COLUMNS", columns)
     run = load_run(run_dir)
     plain = parse(render_report(run))
-    assert "q-value" not in " ".join(plain.text)  # a table without the columns: as before
-    run.modes = run.modes.assign(q_value=0.0123, accuracy_low=0.1, accuracy_high=0.25)
+    assert "p-value" not in " ".join(plain.text)  # a table without the columns: as before
+    run.modes = run.modes.assign(p_value=0.0123, accuracy_low=0.1, accuracy_high=0.25)
     page = parse(render_report(run))
     heads = [a for t, a in page.tags if t == "th" and "title" in a]
     assert len(heads) == 11
     text = " ".join(page.text)
-    assert "q-value" in text and "0.0123" in text and "10.0% – 25.0%" in text
+    assert "p-value" in text and "0.0123" in text and "10.0% – 25.0%" in text
     cards = [a for t, a in page.tags if t == "p" and a.get("class") == "pk-card-extra"]
     assert len(cards) == len(run.modes)
     explorer = FailureModeExplorer.from_run(run, n_images=2)
@@ -303,3 +303,26 @@ def test_a_figure_left_out_is_logged(run_dir, caplog):
     with caplog.at_level("WARNING", logger="primekit.report"):
         assert report._figures(run, max_bytes=10) == []
     assert run.figures[0].name in caplog.text and "left out" in caplog.text
+
+
+def test_filtered_out_modes_are_listed_separately_with_their_statistics(tmp_path):
+    """A run found with max_q: the kept modes show their interval and q-value, and the paper's
+    other modes get their own table (listed, not hidden)."""
+    root = make_run_dir(tmp_path / "run", n_per_class=120)
+    run = load_run(root)
+    found = primekit.find_failure_modes(run, min_size=10, min_drop=0.2, max_q=1.0)
+    assert len(found) >= 2
+    cut = float(found["q_value"].sort_values().iloc[len(found) // 2 - 1])
+    write_modes(found[found["q_value"] <= cut], root / "failure_modes.csv")
+    write_modes(found[found["q_value"] > cut], root / "filtered_out.csv")
+    summary = json.loads((root / "summary.json").read_text())
+    summary.setdefault("search", {})["max_q"] = cut
+    (root / "summary.json").write_text(json.dumps(summary))
+    page = parse(render_report(root))
+    text = " ".join(page.text)
+    assert "q-value" in text and "drop 95% CI" in text and "expected drop" in text
+    assert f"Filtered out: q-value above {cut}" in text
+    tables = [a for t, a in page.tags if t == "table" and a.get("class") == "modes"]
+    assert len(tables) == 2
+    n_links = sum(1 for t, a in page.tags if t == "a" and a.get("href", "").startswith("#mode-"))
+    assert n_links == int((found["q_value"] <= cut).sum())  # only the kept modes have sections
