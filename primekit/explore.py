@@ -27,6 +27,7 @@ from ._render import thumbnail_bytes
 from .run_folder import Run, load_run, search_settings
 from .search import DEFAULT_NECESSITY
 from .split import TaggedSplit, as_split
+from .statistics import RECOMMENDED_MAX_Q, check_max_q
 
 __all__ = ["FailureModeExplorer"]
 
@@ -77,6 +78,9 @@ class FailureModeExplorer:
     min_size, min_drop, max_tags, necessity, min_tag_count
         Initial search settings, as in :func:`primekit.find_failure_modes`; the first three have
         sliders.
+    max_q : float or None, default :data:`primekit.statistics.RECOMMENDED_MAX_Q`
+        Keep only modes whose q-value is at most this (a toggle and a slider); None starts with
+        the filter off (the paper's definition).
     n_images : int, default 8
         Images per grid (inside the mode, and same class outside the mode).
     thumb_size : int, default 80
@@ -92,6 +96,8 @@ class FailureModeExplorer:
         The whole explorer (displaying the explorer displays this).
     min_size_slider, min_drop_slider, max_tags_slider : ipywidgets sliders
         Search settings; changing one re-runs the search.
+    filter_toggle, max_q_slider : ipywidgets Checkbox and FloatSlider
+        The q-value filter: on, only modes with ``q_value <= max_q_slider.value`` are kept.
     class_picker : ipywidgets.Dropdown
         The class (value: the class label).
     mode_picker : ipywidgets.Select
@@ -129,6 +135,7 @@ class FailureModeExplorer:
         max_tags: int = 4,
         necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
         min_tag_count: int | None = None,
+        max_q: float | None = RECOMMENDED_MAX_Q,
         n_images: int = 8,
         thumb_size: int = 80,
         columns: int = 4,
@@ -141,10 +148,11 @@ class FailureModeExplorer:
         self.thumb_size = int(thumb_size)
         self.columns = int(columns)
         # validates every data argument and setting, naming the argument, before any widget
+        max_q = check_max_q(max_q)
         split = as_split(tags, labels, correct)
         self.modes_, self.search_seconds_ = ex.timed_search(
             split, min_size=min_size, min_drop=min_drop, max_tags=max_tags,
-            necessity=necessity, min_tag_count=min_tag_count,
+            necessity=necessity, min_tag_count=min_tag_count, max_q=max_q,
         )
         self.data = ex.align_data(split, images=images, predictions=predictions)
         self.classes_ = self.data.classes
@@ -155,7 +163,7 @@ class FailureModeExplorer:
         self._thumbs: dict[Any, bytes] = {}
         self._syncing = False
         self.run: Run | None = None
-        self._build(min_size, min_drop, max_tags)
+        self._build(min_size, min_drop, max_tags, max_q)
         self._sync_pickers(previous=None)
 
     # -----------------------------------------------------------------------------------------
@@ -175,12 +183,17 @@ class FailureModeExplorer:
     # -----------------------------------------------------------------------------------------
     # widgets
 
-    def _build(self, min_size: int, min_drop: float, max_tags: int) -> None:
+    def _build(self, min_size: int, min_drop: float, max_tags: int, max_q: float | None) -> None:
         sizes = self.labels.value_counts()
         self.min_size_slider, self.min_drop_slider, self.max_tags_slider = _sliders(
             min_size, min_drop, max_tags, largest=int(sizes.max()) if len(sizes) else 1,
             depth=ex.necessity_depth(self.necessity),
         )
+        self.filter_toggle = w.Checkbox(value=max_q is not None, description="only q-value <=",
+                                        indent=False, layout=w.Layout(width="auto"))
+        self.max_q_slider = w.FloatSlider(value=RECOMMENDED_MAX_Q if max_q is None else max_q,
+                                          min=0.01, max=1.0, step=0.01, readout_format=".2f",
+                                          continuous_update=False, disabled=max_q is None)
         self.class_picker = w.Dropdown(description="class", options=[], style=_WIDE)
         self.mode_picker = w.Select(description="mode", options=[], rows=6, style=_WIDE,
                                     layout=w.Layout(width="auto", max_width="960px"))
@@ -203,8 +216,8 @@ class FailureModeExplorer:
         box = w.VBox(
             [
                 w.HTML(ex.header_html()),
-                w.HBox([self.min_size_slider, self.min_drop_slider, self.max_tags_slider],
-                       layout=row),
+                w.HBox([self.min_size_slider, self.min_drop_slider, self.max_tags_slider,
+                        self.filter_toggle, self.max_q_slider], layout=row),
                 w.HBox([self.class_picker, self.status]),
                 self.mode_picker,
                 w.HBox([self.info, self.chart], layout=row),
@@ -219,7 +232,8 @@ class FailureModeExplorer:
         return box
 
     def _observe(self) -> None:
-        for slider in (self.min_size_slider, self.min_drop_slider, self.max_tags_slider):
+        for slider in (self.min_size_slider, self.min_drop_slider, self.max_tags_slider,
+                       self.filter_toggle, self.max_q_slider):
             slider.observe(self._on_settings, names="value")
         self.class_picker.observe(self._on_class, names="value")
         self.mode_picker.observe(self._on_mode, names="value")
@@ -250,6 +264,9 @@ class FailureModeExplorer:
         for key, value in search_settings(run.summary).items():
             if key in _SEARCH_OPTIONS:
                 options.setdefault(key, value)
+        # start on the run's own modes: its filter level, or none when it recorded none
+        recorded = run.summary.get("search")
+        options.setdefault("max_q", recorded.get("max_q") if isinstance(recorded, Mapping) else None)
         explorer = cls(run, images=run.images, predictions=run.predictions, **options)
         explorer.run = run
         return explorer
@@ -257,9 +274,11 @@ class FailureModeExplorer:
     # -----------------------------------------------------------------------------------------
     # pure computations
 
-    def search(self, *, min_size: int, min_drop: float, max_tags: int) -> pd.DataFrame:
+    def search(
+        self, *, min_size: int, min_drop: float, max_tags: int, max_q: float | None = None
+    ) -> pd.DataFrame:
         """Failure modes at these settings (the explorer's data and other settings)."""
-        modes, _ = self._search(min_size=min_size, min_drop=min_drop, max_tags=max_tags)
+        modes, _ = self._search(min_size=min_size, min_drop=min_drop, max_tags=max_tags, max_q=max_q)
         return modes
 
     def _search(self, **settings: Any) -> tuple[pd.DataFrame, float]:
@@ -289,10 +308,12 @@ class FailureModeExplorer:
     def refresh(self) -> None:
         """Re-run the search at the sliders' settings and update the pickers and the view."""
         previous = self.mode_
+        self.max_q_slider.disabled = not self.filter_toggle.value
         self.modes_, self.search_seconds_ = self._search(
             min_size=int(self.min_size_slider.value),
             min_drop=float(self.min_drop_slider.value),
             max_tags=int(self.max_tags_slider.value),
+            max_q=float(self.max_q_slider.value) if self.filter_toggle.value else None,
         )
         self._sync_pickers(previous=previous)
 

@@ -225,3 +225,20 @@ def test_select_mode_sets_both_pickers_and_plots_it(explorer):
     numbers = explorer.summary()
     assert numbers["n_failure_modes"] == 0 and numbers["shown_mode"] is None
     assert numbers["min_drop"] == 1.0
+
+
+def test_the_q_value_filter_toggle_and_slider(explorer):
+    from primekit import find_failure_modes
+
+    run = explorer.run
+    assert not explorer.filter_toggle.value and explorer.max_q_slider.disabled  # the run did not filter
+    explorer.max_q_slider.value = 0.05
+    explorer.filter_toggle.value = True
+    assert not explorer.max_q_slider.disabled
+    expected = find_failure_modes(run, min_size=10, min_drop=explorer.min_drop_slider.value, max_tags=3, max_q=0.05)
+    assert mode_keys(explorer.modes_) == mode_keys(expected) <= mode_keys(run.modes)
+    assert (explorer.modes_["q_value"] <= 0.05).all()
+    if explorer.mode_ is not None:  # the card shows how sure the mode is
+        assert "q-value" in explorer.info.value and "drop 95% CI" in explorer.info.value
+    explorer.filter_toggle.value = False
+    assert mode_keys(explorer.modes_) == mode_keys(run.modes)

@@ -221,6 +221,11 @@ def plot_mode_subsets(
             table[table["n_tags"] > 0], class_accuracy=class_acc, title=str(table["class"].iloc[0]),
             ax=cell,
         )
+    if not groups:  # nothing to show (e.g. no multi-tag mode passed the q-value filter): say so
+        cells[0].text(0.5, 0.5, "no multi-tag failure modes", ha="center", va="center",
+                      transform=cells[0].transAxes)
+        cells[0].set_axis_off()
+        return cells[:1]
     for cell in cells[len(groups):]:
         cell.remove()
     if own:
