@@ -45,8 +45,9 @@ __all__ = [
     "class_counts",
 ]
 
-#: The filter level the demo and the notebooks use (``find_failure_modes(..., max_q=...)``): chosen
-#: on the precision-recall frontier of ``benchmarks/recovery.py`` (five toy worlds, s = 30 and 50).
+#: The filter level the demo and the notebooks use (``find_failure_modes(..., max_q=...)``): a
+#: conventional false discovery rate (at most 1 false mode in 10 expected). Where it sits on the
+#: precision-recall frontier of the toy worlds is what ``benchmarks/recovery.py`` measures.
 RECOMMENDED_MAX_Q = 0.1
 
 STATISTIC_COLUMNS = (

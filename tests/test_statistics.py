@@ -201,3 +201,17 @@ def test_expected_drop_shrinks_noise_and_keeps_a_real_drop():
     # the posterior mean of the beta-binomial model: between the observed and the prior accuracy
     shrunk, kappa = statistics.shrunk_accuracy(np.array([10, 90]), np.array([40, 100]), np.array([0.8, 0.8]))
     assert kappa > 0 and 10 / 40 < shrunk[0] < 0.8 and 0.8 < shrunk[1] < 0.9
+
+
+def test_drop_calibration_measures_each_estimate_against_the_test_drop():
+    recovered = pd.DataFrame(
+        {"drop": [0.5, 0.4, 0.35, 0.6], "expected_drop": [0.45, 0.3, 0.3, 0.55], "test_drop": [0.45, 0.3, np.nan, 0.5]}
+    )
+    errors, bins = statistics.drop_calibration(recovered, n_bins=2)
+    observed = errors.set_index("estimate")
+    assert observed.loc["drop", "n"] == 3  # the row without a test drop is left out
+    assert observed.loc["drop", "mean_error"] == pytest.approx((0.05 + 0.1 + 0.1) / 3)
+    assert observed.loc["expected_drop", "mean_absolute_error"] == pytest.approx(0.05 / 3)
+    assert set(bins["estimate"]) == {"drop", "expected_drop"} and bins["n"].sum() == 6
+    with pytest.raises(ValueError, match="test_drop"):
+        statistics.drop_calibration(recovered.drop(columns="test_drop"))
