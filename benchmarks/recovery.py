@@ -120,7 +120,7 @@ def markdown(scores: pd.DataFrame, *, max_q: float) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in chosen.sort_values(["min_size", "seed", "level"], na_position="first").iterrows():
         lines.append(
-            f"| {r.seed} | {r.min_size} | {r.filter} | {r.modes} | {r.precision:.2f} | {r.recall:.2f} | "
+            f"| {r.seed} | {r.min_size} | {r['filter']} | {r.modes} | {r.precision:.2f} | {r.recall:.2f} | "
             f"{r.test_share:.2f} | {r.true_modes} |"
         )
     lines += [
