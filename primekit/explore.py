@@ -78,9 +78,10 @@ class FailureModeExplorer:
     min_size, min_drop, max_tags, necessity, min_tag_count
         Initial search settings, as in :func:`primekit.find_failure_modes`; the first three have
         sliders.
-    max_q : float or None, default :data:`primekit.statistics.RECOMMENDED_MAX_Q`
-        Keep only modes whose q-value is at most this (a toggle and a slider); None starts with
-        the filter off (the paper's definition).
+    max_q : float or None, default None
+        Keep only modes whose q-value is at most this (a toggle and a slider); None (default)
+        starts with the filter off (the paper's definition), the slider at
+        :data:`primekit.statistics.RECOMMENDED_MAX_Q`.
     n_images : int, default 8
         Images per grid (inside the mode, and same class outside the mode).
     thumb_size : int, default 80
@@ -135,7 +136,7 @@ class FailureModeExplorer:
         max_tags: int = 4,
         necessity: Mapping[int, float] | Sequence[float] = DEFAULT_NECESSITY,
         min_tag_count: int | None = None,
-        max_q: float | None = RECOMMENDED_MAX_Q,
+        max_q: float | None = None,
         n_images: int = 8,
         thumb_size: int = 80,
         columns: int = 4,
