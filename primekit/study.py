@@ -86,8 +86,8 @@ class Split(TaggedSplit):
         return pd.Series(values, index=self.tags.index, name="path")
 
     @property
-    def overall_accuracy(self) -> float:
-        """Overall accuracy on the split (``accuracy(mask)`` is :class:`TaggedSplit`'s, by mask)."""
+    def accuracy(self) -> float:
+        """Overall accuracy on the split."""
         return float(self.samples["correct"].mean()) if len(self.samples) else float("nan")
 
 
@@ -192,7 +192,7 @@ class Study:
         return (
             f"Study({self.name!r}: val {len(self.val.samples)} samples, test "
             f"{len(self.test.samples)}, {self.val.tags.shape[1]} tags, "
-            f"val accuracy {self.val.overall_accuracy:.3f})"
+            f"val accuracy {self.val.accuracy:.3f})"
         )
 
     def split(self, name: str) -> Split:
