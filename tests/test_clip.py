@@ -105,8 +105,9 @@ def test_cuda_asked_without_cuda_is_one_clear_error(clip_dir):
 
 
 def test_toyworld_spec_resolves_to_the_toy_worlds_clip_folder(clip_dir, monkeypatch):
-    import primekit.toyworld
+    import primekit.clip
 
-    monkeypatch.setattr(primekit.toyworld, "clip_dir", lambda home=None: clip_dir, raising=False)
+    # primekit.clip imports the toy world's clip_dir at the top (imports go down): patch its name
+    monkeypatch.setattr(primekit.clip, "toyworld_clip_dir", lambda home=None: clip_dir)
     assert parse_clip_spec("clip:toyworld") == (f"local-dir:{clip_dir.resolve()}", None)
     assert load_clip("clip:toyworld").weights == str(clip_dir.resolve())
