@@ -216,7 +216,8 @@ def _run_notebook(page, url: str, report: Path, run) -> None:
     explorer.locator(".widget-slider").first.wait_for(timeout=90_000)
     thumbs = explorer.locator(".primekit-thumb img")
     thumbs.first.wait_for(timeout=30_000)
-    assert explorer.locator(".widget-slider").count() == 3
+    # min size, min drop, max tags, and the q-value slider of the confidence filter (issue 14)
+    assert explorer.locator(".widget-slider").count() == 4
     # the last cell (key numbers) ran, and with it the report cell
     page.locator(".jp-OutputArea-output", has_text="n_failure_modes").first.wait_for(timeout=60_000)
     assert report.is_file()

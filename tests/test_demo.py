@@ -69,7 +69,8 @@ def test_demo_states_the_tagger_and_its_quality(demo_run):
             got, want = per_tag[tag][key], row[key]
             assert (got is None and pd.isna(want)) or got == pytest.approx(want, abs=1e-6)
     assert summary["tagger_source"].startswith("trained here")  # no weights are shipped for the smoke world
-    assert summary["classifier_source"] == "trained"
+    # no classifier is shipped for the smoke world: trained here, or by an earlier test in this session's home
+    assert summary["classifier_source"] in {"trained", "cache"}
 
 
 def test_demo_rejects_bad_options(tmp_path):
