@@ -48,17 +48,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from primekit.mode_table import MODE_COLUMNS
+
 TOL = 1e-9
-COLUMNS = [
-    "class",
-    "tags",
-    "n_tags",
-    "size",
-    "accuracy",
-    "class_accuracy",
-    "drop",
-    "necessity_margin",
-]
+# the contract columns, without the description the peers do not write (named once, in primekit.mode_table)
+COLUMNS = list(MODE_COLUMNS[:-1])
 DEFAULT_NECESSITY = {2: 0.10, 3: 0.05, 4: 0.025}
 
 
