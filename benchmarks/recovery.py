@@ -9,6 +9,9 @@ For every world and ``min_size`` the paper's modes are searched once on val with
 level``. A mode is *real* when the oracle split (10x val) confirms it within the margins of
 ``primekit.toyworld.recovery`` (precision); recall is the share of the oracle's clear modes that are
 kept. ``test_share`` is the share of kept modes whose drop on the test split is >= 25% (Fig. 9).
+The calibration table compares the observed drop on val with the shrunk ``expected_drop`` as
+predictions of the drop on the test split and on the oracle split (pooled over the worlds; issue
+14, item 2).
 
 A single world's precision and recall move by +-0.1 with its seed: the modes near the thresholds
 fall on either side of them by the sampling noise of val. The mean over seeds is the number to trust.
@@ -54,6 +57,7 @@ def _world_modes(seed: int, min_sizes: list[int], *, smoke: bool, progress: bool
     for s in min_sizes:
         modes = find_failure_modes(*splits["val"], min_size=s, max_q=1.0, **settings)
         rec = tw.recovery(modes, *splits["oracle"], size_ratio=ratio, min_size=s, **settings)
+        per_mode = rec["per_mode"]
         clear = tw.oracle_modes(
             *splits["oracle"], min_size=int(math.ceil(s * ratio - 1e-9)),
             min_drop=min(settings["min_drop"] + 0.05, 1.0), necessity=settings["necessity"], max_tags=settings["max_tags"],
@@ -65,7 +69,8 @@ def _world_modes(seed: int, min_sizes: list[int], *, smoke: bool, progress: bool
                 seed=seed,
                 min_size=s,
                 accuracy_val=float(splits["val"][2].mean()),
-                real=rec["per_mode"]["real"].to_numpy(bool),
+                real=per_mode["real"].to_numpy(bool),
+                oracle_drop=(per_mode["oracle_class_accuracy"] - per_mode["oracle_accuracy"]).to_numpy(),
                 clear=[(str(c), tuple(t)) in clear_keys for c, t in zip(modes["class"], modes["tags"])],
                 n_clear=len(clear_keys),
                 test_drop=test["test_drop"].to_numpy(),
@@ -111,6 +116,27 @@ def score(modes: pd.DataFrame, levels: tuple[float | None, ...] = (None, *LEVELS
                 }
             )
     return pd.DataFrame(rows)
+
+
+def calibration(modes: pd.DataFrame, *, max_q: float) -> pd.DataFrame:
+    """Errors of the observed and the expected drop against the test and the oracle drop, pooled.
+
+    One row per (min_size, modes: all of the paper's or those kept at ``max_q``, estimate, target).
+    """
+    from primekit.statistics import drop_calibration
+
+    rows = []
+    for s, group in modes.groupby("min_size", sort=True):
+        for name, subset in (("paper", group), (f"q<={max_q:g}", group[group["q_value"] <= max_q])):
+            for target in ("test_drop", "oracle_drop"):
+                errors, _ = drop_calibration(subset.assign(test_drop=subset[target]))
+                rows += [{"min_size": s, "modes": name, "target": target, **e} for e in errors.to_dict("records")]
+    return pd.DataFrame(rows)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * frame.shape[1]]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)])
 
 
 def markdown(scores: pd.DataFrame, *, max_q: float) -> str:
@@ -180,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--min-size: expected positive integers")
     if args.max_q not in LEVELS:
         parser.error(f"--max-q: expected one of the measured levels {LEVELS}")
-    scores = score(measure(args.seeds, args.min_size, smoke=args.smoke, progress=args.progress))
-    text = markdown(scores, max_q=args.max_q)
+    modes = measure(args.seeds, args.min_size, smoke=args.smoke, progress=args.progress)
+    scores = score(modes)
+    errors = calibration(modes, max_q=args.max_q)
+    text = markdown(scores, max_q=args.max_q) + "\n\n" + _markdown_table(errors.round(3))
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,10 @@ def test_recovery_benchmark_on_smoke_worlds(primekit_home, tmp_path):
     assert "| 10 | paper | 1 |" in text and "| 10 | q<=0.1 | 1 |" in text
     ax = recovery.plot_frontier(scores, max_q=0.1)
     assert len(ax.lines) == 2
+    errors = recovery.calibration(modes, max_q=0.1)
+    assert set(errors["estimate"]) == {"drop", "expected_drop"} and set(errors["target"]) == {"test_drop", "oracle_drop"}
+    paper_rows = errors[(errors["modes"] == "paper") & (errors["target"] == "oracle_drop")]
+    assert (paper_rows["n"].between(1, len(modes))).all()  # every mode has an oracle group, bar empty ones
     with pytest.raises(SystemExit):
         recovery.main(["--min-size", "0"])
     with pytest.raises(SystemExit):

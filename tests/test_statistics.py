@@ -62,7 +62,7 @@ def test_difference_pvalue_matches_statsmodels_row_by_row():
     assert statistics.difference_pvalue(3, 0, 2, 5, 0.1) == 1.0  # an empty sample says nothing
 
 
-def test_necessity_is_tested_against_its_margin_on_disjoint_images():
+def test_necessity_is_tested_on_disjoint_images_against_no_gain():
     # "dry" alone is bad; "grass" adds only a little: grass+dry 60 images 12 right (0.2),
     # dry without grass 200 images 50 right (0.25): A_dry = 62 / 260, margin = 0.0385 < b2 = 0.1
     tags, labels, correct = one_class(
@@ -71,19 +71,35 @@ def test_necessity_is_tested_against_its_margin_on_disjoint_images():
     lattice = primekit.tag_lattice(tags, labels, correct, min_size=30)
     both = lattice[lattice["tags"] == ("dry", "grass")].iloc[0]
     assert both["necessity_margin"] == pytest.approx(62 / 260 - 0.2)
-    # removing "grass" leaves dry: compare the 200 dry-not-grass images with the group, margin b / w
+    # removing "grass" leaves dry: compare the 200 dry-not-grass images with the group; H0: no gain
     p_grass = proportion.test_proportions_2indep(
-        50, 200, 12, 60, value=0.10 / (200 / 260), compare="diff", alternative="larger", method="agresti-caffo"
+        50, 200, 12, 60, value=0.0, compare="diff", alternative="larger", method="agresti-caffo"
     ).pvalue
     p_dry = proportion.test_proportions_2indep(
-        280, 300, 12, 60, value=0.10 / (300 / 360), compare="diff", alternative="larger", method="agresti-caffo"
+        280, 300, 12, 60, value=0.0, compare="diff", alternative="larger", method="agresti-caffo"
     ).pvalue
     assert both["p_necessity"] == pytest.approx(max(p_grass, p_dry), rel=1e-12)
     assert both["p_value"] == pytest.approx(max(both["p_drop"], p_grass, p_dry))
-    assert both["p_necessity"] > 0.5 and both["necessity_low"] < 0.1
+    # grass is not shown to matter (p ~ 0.24), and the margin's lower bound is far below b2
+    assert both["p_necessity"] > 0.2 and both["necessity_low"] < 0.1 - 0.1
 
 
-def test_q_values_are_benjamini_hochberg_over_the_whole_lattice_of_all_classes():
+def test_conditional_q_values_are_bh_of_the_rescaled_p_values_in_contention():
+    p = np.array([0.001, 0.02, 0.3, 0.49, 0.5, 0.51, 0.97, np.nan])
+    q = statistics.conditional_q_values(p)
+    entered = p <= 0.5
+    np.testing.assert_allclose(q[:5], stats.false_discovery_control(p[entered] / 0.5))
+    np.testing.assert_array_equal(q[5:7], [1.0, 1.0])  # never in contention: never a discovery
+    assert np.isnan(q[7])
+    # selection 1 is plain BH; BY is the conservative variant
+    np.testing.assert_allclose(statistics.conditional_q_values(p[:7], selection=1.0), stats.false_discovery_control(p[:7]))
+    by = statistics.conditional_q_values(p, method="by")
+    np.testing.assert_allclose(by[:5], stats.false_discovery_control(p[entered] / 0.5, method="by"))
+    with pytest.raises(ValueError, match="selection"):
+        statistics.conditional_q_values(p, selection=0.0)
+
+
+def test_q_values_are_conditional_bh_over_the_whole_lattice_of_all_classes():
     rng = np.random.default_rng(0)
     n = 3000
     tags = pd.DataFrame(rng.random((n, 5)) < 0.3, columns=list("abcde"), index=[f"i{k}" for k in range(n)])
@@ -92,7 +108,12 @@ def test_q_values_are_benjamini_hochberg_over_the_whole_lattice_of_all_classes()
     correct = pd.Series(rng.random(n) < p, index=tags.index)
     lattice = primekit.tag_lattice(tags, labels, correct, min_size=20)
     assert list(lattice.columns) == list(LATTICE_COLUMNS) + list(statistics.STATISTIC_COLUMNS)
-    np.testing.assert_allclose(lattice["q_value"], stats.false_discovery_control(lattice["p_value"]))
+    entered = lattice["p_value"] <= statistics.SELECTION_LEVEL
+    assert 0 < entered.sum() < len(lattice) / 4  # most of the lattice is never in contention
+    np.testing.assert_allclose(
+        lattice.loc[entered, "q_value"], stats.false_discovery_control(lattice.loc[entered, "p_value"] / 0.5)
+    )
+    assert (lattice.loc[~entered, "q_value"] == 1.0).all()
     modes = primekit.find_failure_modes(tags, labels, correct, min_size=20, max_q=0.05)
     assert ("x", ("a",)) in set(zip(modes["class"], modes["tags"]))
     assert (modes["q_value"] <= 0.05).all()
