@@ -86,7 +86,7 @@ class DemoSettings:
     min_drop: float = DEFAULTS["min_drop"]
     necessity: Mapping[int, float] | None = None
     max_tags: int = DEFAULTS["max_tags"]
-    max_q: float | None = None
+    max_q: float | None = RECOMMENDED_MAX_Q
     tagger: str = "learned"
     threshold: float = 0.5
     retrain: bool = False
@@ -269,7 +269,7 @@ def run_demo(
     min_drop: float = DEFAULTS["min_drop"],
     necessity: Mapping[int, float] | None = None,
     max_tags: int = DEFAULTS["max_tags"],
-    max_q: float | None = None,
+    max_q: float | None = RECOMMENDED_MAX_Q,
     tagger: str = "learned",
     threshold: float = 0.5,
     retrain: bool = False,
@@ -300,11 +300,10 @@ def run_demo(
         Seed of the world and of every model (primekit ships the models of seed 0).
     min_size, min_drop, necessity, max_tags :
         The search (s, a, b, l of the paper); ``min_size`` defaults to 50 (10 with ``smoke``).
-    max_q : float or None, default None
-        Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`; e.g.
-        :data:`~primekit.statistics.RECOMMENDED_MAX_Q`); the paper's other modes go to
-        ``filtered_out.csv``. None (default): the paper's definition, unfiltered. Not yet the
-        default: on the toy world it costs recall (``benchmarks/recovery.py``).
+    max_q : float or None, default :data:`~primekit.statistics.RECOMMENDED_MAX_Q` (0.1)
+        Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`); the
+        paper's other modes go to ``filtered_out.csv``. None: the paper's definition, unfiltered
+        (``benchmarks/recovery.py`` measures both on five toy worlds).
     tagger : {"learned", "truth"}
         ``"learned"`` (default): the learned multi-label tagger, as the paper tags with RAM;
         ``"truth"``: the ground truth, the upper bound.
@@ -454,9 +453,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--min-size", type=int, default=None, help="s: smallest group (default 50; 10 with --smoke)")
     p.add_argument("--min-drop", type=float, default=DEFAULTS["min_drop"], help="a: accuracy drop (default 0.30)")
     p.add_argument("--max-tags", type=int, default=DEFAULTS["max_tags"], help="l: most tags per mode (default 4)")
-    p.add_argument("--max-q", type=_max_q, default=None, metavar="Q",
-                   help=f"keep only modes with q-value <= Q (e.g. {RECOMMENDED_MAX_Q:g}); the others go to "
-                        "filtered_out.csv (default: none, the paper's definition)")
+    p.add_argument("--max-q", type=_max_q, default=RECOMMENDED_MAX_Q, metavar="Q",
+                   help=f"keep only modes with q-value <= Q (default {RECOMMENDED_MAX_Q:g}); the others go to "
+                        "filtered_out.csv ('none': the paper's definition, unfiltered)")
     p.add_argument("--tagger", choices=TAGGERS, default="learned", help="learned (default, as the paper) or truth (upper bound)")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold of the learned tagger (default 0.5)")
     p.add_argument("--retrain", action="store_true", help="train the classifier, tagger and CLIP here instead of using the shipped weights")
