@@ -10,16 +10,17 @@ scale 13 M rows over a 4,585-tag vocabulary, whose dense boolean matrix would be
    vocabulary;
 2. one pass keeps the rows whose score reaches the threshold and groups them by class (a counting
    sort), as (row inside the class, tag code) pairs;
-3. each class is packed on its own (:meth:`LongTags.class_bits`): tag counts, T_c, then one bit set
-   per pair into the uint64 rows the kernel of ``primekit._engine`` searches.
+3. each class is packed on its own (:meth:`LongTags.class_bits`, with ``primekit._packing``): tag
+   counts, T_c, then one bit set per pair into the uint64 rows the kernel of ``primekit._engine``
+   searches.
 
 Memory is the codes (8 bytes per kept row) plus the bitsets. Rows whose ``id`` has no sample,
 samples without tags and classes without any tag row are counted in a
 :class:`primekit._join.JoinReport`, not fatal; missing values, scores outside [0, 1] and repeated
 ``(id, tag)`` pairs are errors, as in :func:`primekit.tags.validate_tag_table`.
 
-The grouping and packing loops are numba kernels: no library packs (row, column) code pairs into
-bit rows, and a numpy ``bitwise_or.at`` scatter is an order of magnitude slower.
+The grouping loops are numba kernels: no library groups code pairs by class in two linear passes
+(a numpy ``argsort`` of 13 M keys is several times slower).
 """
 
 from __future__ import annotations
@@ -35,26 +36,13 @@ import pandas as pd
 from numba import njit
 
 from ._join import JoinReport
-from ._validation import check_correct, check_labels, sorted_classes
+from ._packing import ClassBits, pack_pairs
+from ._validation import check_correct, check_labels, class_codes
 
-__all__ = ["ClassBits", "LongTags", "is_long_table", "encode_long_table"]
+__all__ = ["LongTags", "is_long_table", "encode_long_table"]
 
 _COLUMNS = ("id", "tag", "score")
 _EXAMPLES = 3
-
-
-@dataclass(frozen=True)
-class ClassBits:
-    """One class packed for the kernel: its candidate tags T_c as bit rows over its samples."""
-
-    label: Any
-    names: np.ndarray  # names of the class's candidate tags T_c, sorted
-    bits: np.ndarray  # uint64 (len(names), n_words): tags over the class's samples
-    ebits: np.ndarray  # uint64 (len(names), n_error_words): tags over its misclassified samples
-    candidates: np.ndarray  # arange(len(names))
-    walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
-    n: int
-    accuracy: float
 
 
 def is_long_table(tags: Any) -> bool:
@@ -340,50 +328,6 @@ def _place(entries, tags, score, thr, recode, entry_pos, pos_class, pos_local, c
         cursor[c] = j + 1
 
 
-@njit(cache=True, nogil=True)
-def _pack_class(rows, tags, correct, n_vocab, min_count):
-    """Bit rows of one class's candidate tags (those on >= ``min_count`` of its samples).
-
-    Returns ``(candidates, bits, ebits, errors)``: candidate tag codes (increasing), their bit rows
-    over the class's samples and over its misclassified samples, and their error counts.
-    """
-    counts = np.zeros(n_vocab, np.int64)
-    for i in range(tags.shape[0]):
-        counts[tags[i]] += 1
-    lookup = np.full(n_vocab, -1, np.int64)
-    m = 0
-    for t in range(n_vocab):
-        if counts[t] >= min_count:
-            lookup[t] = m
-            m += 1
-    candidates = np.empty(m, np.int64)
-    for t in range(n_vocab):
-        if lookup[t] >= 0:
-            candidates[lookup[t]] = t
-    n = correct.shape[0]
-    error_row = np.full(n, -1, np.int64)
-    e = 0
-    for r in range(n):
-        if not correct[r]:
-            error_row[r] = e
-            e += 1
-    bits = np.zeros((m, max(1, (n + 63) // 64)), np.uint64)
-    ebits = np.zeros((m, max(1, (e + 63) // 64)), np.uint64)
-    errors = np.zeros(m, np.int64)
-    one = np.uint64(1)
-    for i in range(tags.shape[0]):
-        c = lookup[tags[i]]
-        if c < 0:
-            continue
-        r = rows[i]
-        bits[c, r >> 6] |= one << np.uint64(r & 63)
-        q = error_row[r]
-        if q >= 0:
-            ebits[c, q >> 6] |= one << np.uint64(q & 63)
-            errors[c] += 1
-    return candidates, bits, ebits, errors
-
-
 # ---------------------------------------------------------------------------------------------
 # the encoded table
 
@@ -420,20 +364,10 @@ class LongTags:
         """Pack class ``k`` (index into ``classes``): T_c = tags on >= ``min_count`` samples."""
         lo, hi = self.offsets[k], self.offsets[k + 1]
         correct = self.correct[self.starts[k] : self.starts[k + 1]]
-        cands, bits, ebits, errors = _pack_class(
-            self.rows[lo:hi], self.tags[lo:hi], correct, len(self.tag_names), min_count
-        )
-        return ClassBits(
-            label=self.classes[k],
-            names=self.tag_names[cands],
-            bits=bits,
-            ebits=ebits,
-            candidates=np.arange(len(cands), dtype=np.int64),
-            # rarest errors first: deep levels then see few siblings with many errors
-            walk=np.argsort(errors, kind="stable").astype(np.int64),
-            n=len(correct),
-            accuracy=float(correct.mean()) if len(correct) else float("nan"),
-        )
+        return pack_pairs(
+            self.classes[k], self.tag_names, self.rows[lo:hi], self.tags[lo:hi], correct,
+            min_count=min_count,
+        )  # fmt: skip
 
 
 def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.ndarray]:
@@ -445,13 +379,8 @@ def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.
         )
     labels = check_labels(labels, labels.index)
     correct = check_correct(correct, labels.index).to_numpy()
-    codes, uniques = pd.factorize(labels, sort=False)  # Arrow-backed strings hash natively
-    uniques = list(uniques)
-    classes = sorted_classes(uniques)
-    position = {c: k for k, c in enumerate(classes)}
-    rank = np.array([position[c] for c in uniques], dtype=np.int64)
-    ids = labels.index.astype(str)
-    return ids, (rank[codes] if len(codes) else codes.astype(np.int64)), classes, correct
+    codes, classes = class_codes(labels)
+    return labels.index.astype(str), codes, classes, correct
 
 
 def encode_long_table(

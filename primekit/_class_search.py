@@ -20,7 +20,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import _engine
-from ._bitsets import ClassBits, LongTags
+from ._bitsets import LongTags
+from ._packing import ClassBits, MatrixBits
 from ._validation import check_fraction, check_int
 from .mode_table import LATTICE_COLUMNS, MODE_COLUMNS, describe
 from .split import TaggedSplit
@@ -106,25 +107,13 @@ _ClassData = ClassBits  # one class packed for the kernel (primekit._bitsets)
 
 
 def _class_data(
-    split: TaggedSplit, name_order: np.ndarray, params: SearchSettings, k: int, rows: np.ndarray
+    split: TaggedSplit, packer: MatrixBits, params: SearchSettings, k: int, rows: np.ndarray
 ) -> _ClassData:
     """Pack one class: its candidate tags T_c (sorted by name) as bit rows."""
-    sub = split.matrix[rows]
-    counts = sub.view(np.uint8).sum(axis=0, dtype=np.int64)
-    cols = name_order[counts[name_order] >= max(params.min_tag_count, params.min_size)]
-    ok = split.correct_mask[rows]
-    wrong = sub[~ok][:, cols]
-    return _ClassData(
-        label=split.classes[k],
-        names=split.tag_names[cols],
-        bits=_engine.pack_columns(sub[:, cols]),
-        ebits=_engine.pack_columns(wrong),
-        candidates=np.arange(len(cols), dtype=np.int64),
-        # rarest errors first: deep levels then see few siblings with many errors
-        walk=np.argsort(np.count_nonzero(wrong, axis=0), kind="stable").astype(np.int64),
-        n=len(rows),
-        accuracy=float(ok.mean()) if len(rows) else float("nan"),
-    )
+    return packer.class_bits(
+        split.classes[k], rows, split.correct_mask[rows],
+        min_count=max(params.min_tag_count, params.min_size),
+    )  # fmt: skip
 
 
 def _min_errors(cd: _ClassData, params: SearchSettings) -> int:
@@ -220,13 +209,13 @@ def search_classes(
         if rows is None:
             cd = split.class_bits(k, min_count=max(params.min_tag_count, params.min_size))
         else:
-            cd = _class_data(split, name_order, params, k, rows)
+            cd = _class_data(split, packer, params, k, rows)
         return _ClassResult(k, cd, *work(cd))
 
     if isinstance(split, LongTags):
         jobs: list = [(k, None) for k in range(len(split.classes))]
     else:
-        name_order = np.argsort(split.tag_names, kind="stable")
+        packer = MatrixBits(split.matrix, split.tag_names)
         jobs = list(enumerate(split.class_rows()))
     if params.n_jobs > 1 and len(jobs) > 1:
         with ThreadPoolExecutor(params.n_jobs) as pool:
@@ -280,7 +269,10 @@ def _table(results: list[_ClassResult], lattice: bool) -> pd.DataFrame:
     sizes = np.concatenate([r.sizes for r in results]).astype(np.int64)
     acc = np.concatenate([r.corr for r in results]) / sizes
     class_acc = np.repeat([r.cd.accuracy for r in results], counts)
-    tags = [t for r in results for t in _tag_tuples(r.items, r.cd.names)]
+    # one vocabulary for all classes: each class's tag indices shifted past the previous classes'
+    shift = np.cumsum([0] + [len(r.cd.names) for r in results[:-1]])
+    items = np.concatenate([np.where(r.items < 0, -1, r.items + d) for r, d in zip(results, shift)])
+    tags = _tag_tuples(items, np.concatenate([r.cd.names for r in results]))
     labels = np.empty(len(sizes), dtype=object)
     labels[:] = [r.cd.label for r, c in zip(results, counts) for _ in range(c)]
     frame = pd.DataFrame(

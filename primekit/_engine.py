@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["pack_columns", "search_class", "check_mode", "group_stats"]
+__all__ = ["popcounts", "search_class", "check_mode", "group_stats"]
 
 # Tolerance of the paper's inclusive comparisons, in favour of inclusion (DESIGN.md).
 TOL = 1e-9
@@ -38,29 +38,21 @@ def _ctpop(typingctx, x):
     return sig, codegen
 
 
-def pack_columns(matrix: np.ndarray) -> np.ndarray:
-    """Pack a boolean (n_samples, n_tags) matrix into (n_tags, n_words) uint64 bit rows.
-
-    A 1-D boolean vector is packed into a single (n_words,) row.
-    """
-    matrix = np.asarray(matrix, dtype=bool)
-    one = matrix.ndim == 1
-    cols = matrix[:, None] if one else matrix
-    n = cols.shape[0]
-    n_words = max(1, -(-n // 64))
-    packed = np.packbits(cols.T, axis=1, bitorder="little")
-    padded = np.zeros((cols.shape[1], n_words * 8), dtype=np.uint8)
-    padded[:, : packed.shape[1]] = packed
-    words = padded.view("<u8").astype(np.uint64, copy=False)
-    return words[0] if one else np.ascontiguousarray(words)
-
-
 @njit(cache=True, nogil=True)
 def _popcount(row):
     n = 0
     for w in range(row.shape[0]):
         n += _ctpop(row[w])
     return n
+
+
+@njit(cache=True, nogil=True)
+def popcounts(bits):
+    """Set bits of every row of a (n_rows, n_words) uint64 array: int64 (n_rows,)."""
+    out = np.zeros(bits.shape[0], np.int64)
+    for r in range(bits.shape[0]):
+        out[r] = _popcount(bits[r])
+    return out
 
 
 @njit(cache=True, nogil=True)

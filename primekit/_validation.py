@@ -10,7 +10,8 @@ import them); the module is private because users call the functions that use th
   :func:`check_correct`, :func:`check_columns`;
 - embeddings (metrics and baselines): :func:`check_embeddings`, :func:`l2_normalize`,
   :func:`check_ids`;
-- :func:`sorted_classes`: class labels in a stable order, whatever their type.
+- :func:`sorted_classes`: class labels in a stable order, whatever their type; :func:`class_codes`:
+  each label's position in that order.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "l2_normalize",
     "check_ids",
     "sorted_classes",
+    "class_codes",
 ]
 
 
@@ -195,6 +197,21 @@ def sorted_classes(values: Iterable) -> list:
         return sorted(values)
     except TypeError:
         return sorted(values, key=str)
+
+
+def class_codes(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, list]:
+    """(int64 code of every label, the classes sorted as :func:`sorted_classes` sorts them).
+
+    ``codes[i]`` is the position of ``labels[i]`` in ``classes``. One hash pass over the labels
+    (``pd.factorize``; Arrow-backed strings hash without becoming Python objects), then a sort
+    of the distinct classes only.
+    """
+    codes, uniques = pd.factorize(labels, sort=False)
+    uniques = uniques.tolist()
+    classes = sorted_classes(uniques)
+    position = {c: k for k, c in enumerate(classes)}
+    rank = np.array([position[c] for c in uniques], dtype=np.int64)
+    return (rank[codes] if len(codes) else codes.astype(np.int64)), classes
 
 
 def check_embeddings(

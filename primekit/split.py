@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import check_correct, check_labels, check_tag_matrix, sorted_classes
+from ._validation import check_correct, check_labels, check_tag_matrix, class_codes
 
 __all__ = ["TaggedSplit", "as_split", "require_split"]
 
@@ -93,25 +93,29 @@ class TaggedSplit:
         return self.correct.to_numpy(dtype=bool)
 
     @cached_property
+    def _class_codes(self) -> tuple[np.ndarray, list]:
+        return class_codes(self.labels)
+
+    @property
     def classes(self) -> list:
         """Sorted unique labels (by their string form when they do not compare)."""
-        return sorted_classes(self.labels.to_numpy(dtype=object))
+        return self._class_codes[1]
 
-    @cached_property
+    @property
     def codes(self) -> np.ndarray:
         """Int64 array (n_samples,): position of each sample's label in ``classes``."""
-        codes, uniques = pd.factorize(self.labels.to_numpy(dtype=object), sort=False)
-        if not len(codes):
-            return codes.astype(np.int64)
-        position = {c: k for k, c in enumerate(self.classes)}
-        rank = np.array([position[c] for c in uniques], dtype=np.int64)
-        return rank[codes]
+        return self._class_codes[0]
 
     def class_rows(self) -> list[np.ndarray]:
-        """Row positions of every class, in the order of ``classes``."""
-        order = np.argsort(self.codes, kind="stable")
-        bounds = np.searchsorted(self.codes[order], np.arange(len(self.classes) + 1))
-        return [order[bounds[k] : bounds[k + 1]] for k in range(len(self.classes))]
+        """Row positions of every class, in the order of ``classes`` (each in row order)."""
+        codes, n_classes = self.codes, len(self.classes)
+        if len(codes) < 2 or bool((codes[1:] >= codes[:-1]).all()):  # grouped by class already
+            order = np.arange(len(codes))
+        else:  # a stable sort of small integers is a radix sort in numpy (linear)
+            small = np.int16 if n_classes <= np.iinfo(np.int16).max else np.int64
+            order = np.argsort(codes.astype(small, copy=False), kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_classes))])
+        return [order[bounds[k] : bounds[k + 1]] for k in range(n_classes)]
 
     def class_mask(self, cls: Any) -> np.ndarray:
         """Bool array (n_samples,): the samples labelled ``cls``."""

@@ -1,0 +1,80 @@
+"""Packing one class into bit rows (primekit._packing): every memory layout, both inputs, same bits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import primekit
+from primekit._packing import MatrixBits, pack_pairs
+
+
+def _reference(matrix: np.ndarray, rows: np.ndarray, correct: np.ndarray, names, min_count: int):
+    """T_c by name and their bit rows, packed with numpy (bit i of word w = sample 64 w + i)."""
+    sub = matrix[rows]
+    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    cols = order[sub[:, order].sum(axis=0) >= min_count]
+
+    def words(block: np.ndarray) -> np.ndarray:
+        n_words = max(1, -(-block.shape[0] // 64))
+        packed = np.packbits(block.T, axis=1, bitorder="little")
+        padded = np.zeros((block.shape[1], n_words * 8), np.uint8)
+        padded[:, : packed.shape[1]] = packed
+        return padded.view("<u8").astype(np.uint64)
+
+    return cols, words(sub[:, cols]), words(sub[~correct][:, cols])
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 200])
+def test_matrix_bits_match_numpy_in_every_layout(layout: str, n: int) -> None:
+    rng = np.random.default_rng(n)
+    base = rng.random((2 * n + 7, 23)) < 0.4
+    matrix = {"C": np.ascontiguousarray(base), "F": np.asfortranarray(base), "strided": base[::2]}[layout]
+    names = np.array([f"t{(7 * j) % 23:02d}" for j in range(23)], dtype=object)  # not in name order
+    rows = np.sort(rng.choice(matrix.shape[0], size=min(n, matrix.shape[0]), replace=False))
+    correct = rng.random(len(rows)) < 0.7
+    min_count = max(1, len(rows) // 3)
+    got = MatrixBits(matrix, names).class_bits("c", rows, correct, min_count=min_count)
+    cols, bits, ebits = _reference(np.asarray(matrix), rows, correct, names, min_count)
+    assert list(got.names) == list(names[cols])
+    assert list(got.names) == sorted(got.names)
+    np.testing.assert_array_equal(got.bits, bits)
+    np.testing.assert_array_equal(got.ebits, ebits)
+    errors = (~correct[:, None] & np.asarray(matrix)[rows][:, cols]).sum(axis=0)
+    np.testing.assert_array_equal(got.walk, np.argsort(errors, kind="stable"))
+    assert got.n == len(rows) and got.accuracy == pytest.approx(correct.mean())
+
+
+def test_pairs_and_matrix_pack_the_same_class() -> None:
+    rng = np.random.default_rng(3)
+    matrix = rng.random((150, 12)) < 0.3
+    names = np.array([f"tag{j:02d}" for j in range(12)], dtype=object)
+    correct = rng.random(150) < 0.8
+    rows, tags = np.nonzero(matrix)
+    from_pairs = pack_pairs("c", names, rows, tags.astype(np.int32), correct, min_count=20)
+    from_matrix = MatrixBits(matrix, names).class_bits("c", np.arange(150), correct, min_count=20)
+    assert list(from_pairs.names) == list(from_matrix.names)
+    for field in ("bits", "ebits", "walk"):
+        np.testing.assert_array_equal(getattr(from_pairs, field), getattr(from_matrix, field))
+
+
+def test_search_is_the_same_whatever_the_frame_layout() -> None:
+    rng = np.random.default_rng(5)
+    n = 600
+    values = rng.random((n, 15)) < 0.35
+    index = pd.Index([f"s{i}" for i in range(n)], name="id")
+    columns = [f"tag{j:02d}" for j in range(15)]
+    labels = pd.Series(rng.choice(["b", "a", "c"], n), index=index)  # classes not grouped
+    correct = pd.Series(~(values[:, 0] & values[:, 1]) | (rng.random(n) < 0.2), index=index)
+    settings = {"min_size": 15, "min_drop": 0.2}
+    frames = [
+        pd.DataFrame(np.ascontiguousarray(values), index=index, columns=columns),
+        pd.DataFrame(np.asfortranarray(values), index=index, columns=columns),
+        pd.DataFrame({c: values[:, j].astype(np.int8) for j, c in enumerate(columns)}, index=index),
+    ]
+    results = [primekit.find_failure_modes(f, labels, correct, **settings) for f in frames]
+    assert len(results[0]) > 0
+    for other in results[1:]:
+        pd.testing.assert_frame_equal(results[0], other)
