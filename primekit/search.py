@@ -131,6 +131,8 @@ def _as_input(
     tags: Any, labels: Any, correct: Any, threshold: Any
 ) -> TaggedSplit | LongTags:
     """The split of a boolean matrix, or a long tag table encoded by class (no dense matrix)."""
+    if isinstance(tags, LongTags):  # encoded already (a Ray task searches its partition twice)
+        return tags
     if is_long_table(tags):
         return encode_long_table(tags, labels, correct, threshold=threshold)
     return as_split(tags, labels, correct)
@@ -235,7 +237,9 @@ def _lattice(split: TaggedSplit | LongTags, params: SearchSettings) -> pd.DataFr
     lattice = search_classes(split, params, lattice=True)
     counts = statistics.class_counts(split.codes, split.correct_mask, split.classes)
     found = statistics.lattice_statistics(lattice, counts, min_drop=params.min_drop)
-    return pd.concat([lattice, found], axis=1)
+    out = pd.concat([lattice, found], axis=1)
+    out.attrs = dict(lattice.attrs)  # the long table's join report (concat drops attrs)
+    return out
 
 
 def tag_lattice(

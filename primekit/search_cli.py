@@ -129,8 +129,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--beam-width: must be >= 1, got {args.beam_width}")
     if args.max_q is not None and not 0 < args.max_q <= 1:
         raise ValueError(f"--max-q: must lie in (0, 1], got {args.max_q}")
-    if args.ray is not None and args.max_q is not None:
-        raise ValueError("--max-q: not available with --ray (q-values need every class at once)")
     started = time.perf_counter()
     samples = select_split(read_samples(samples_path, argument="samples"), args.split, argument="--split")
     index = pd.Index(samples["id"], name="id")
@@ -142,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
             address=None if args.ray == "local" else args.ray, min_size=args.min_size,
             min_drop=args.min_drop, necessity=necessity, max_tags=args.max_tags,
             min_tag_count=args.min_tag_count, method=args.method, beam_width=args.beam_width,
+            max_q=None if args.max_q is None else 1.0,
         )  # fmt: skip
-        return _finish(modes, args, labels, started, "")
+        return _finish(*_filtered(modes, args.max_q), args, labels, started)
     # the long table goes to the search as it is: packed by class from its codes
     modes = find_failure_modes(
         tags_path,
@@ -161,16 +160,20 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         max_q=None if args.max_q is None else 1.0,
     )
-    found = ""
-    if args.max_q is not None:
-        kept = modes["q_value"] <= args.max_q
-        found = f" (of the paper's {len(modes)}, those with q <= {args.max_q:g})"
-        modes = modes[kept].reset_index(drop=True)
-    return _finish(modes, args, labels, started, found)
+    return _finish(*_filtered(modes, args.max_q), args, labels, started)
+
+
+def _filtered(modes: pd.DataFrame, max_q: float | None) -> tuple[pd.DataFrame, str]:
+    """The modes with q-value <= ``max_q`` (of a search with every q-value) and what that kept."""
+    if max_q is None:
+        return modes, ""
+    kept = modes[modes["q_value"] <= max_q].reset_index(drop=True)
+    kept.attrs = dict(modes.attrs)
+    return kept, f" (of the paper's {len(modes)}, those with q <= {max_q:g})"
 
 
 def _finish(
-    modes: pd.DataFrame, args: argparse.Namespace, labels: pd.Series, started: float, found: str
+    modes: pd.DataFrame, found: str, args: argparse.Namespace, labels: pd.Series, started: float
 ) -> int:
     write_modes(modes, args.out)
     print(

@@ -31,10 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._bitsets import encode_long_table
 from ._join import JoinReport
 from ._validation import check_int, sorted_classes
 from .samples import read_samples, validate_samples
-from .search import find_failure_modes, search_settings
+from .search import find_failure_modes, search_settings, tag_lattice
+from .statistics import STATISTIC_COLUMNS, attach, check_max_q, conditional_q_values
 
 __all__ = ["find_failure_modes_ray"]
 
@@ -104,8 +106,13 @@ def _split_rows(fragment_path: str, filesystem: Any, lookup: Any, n_partitions: 
     return [*pieces, stray.column("id").unique().to_pylist(), stray.num_rows]
 
 
-def _search(samples: pd.DataFrame, rows: Any, threshold: Any, options: dict) -> tuple:
-    """Search task: the single-process search on one partition's classes."""
+def _search(samples: pd.DataFrame, rows: Any, threshold: Any, options: dict, max_q: Any) -> tuple:
+    """Search task: the single-process search on one partition's classes.
+
+    Returns ``(modes, join report, q)``; with ``max_q``, ``q`` = (the statistics of the modes'
+    lattice rows, their positions in the partition's lattice, the p-values of the whole lattice),
+    for the driver's q-values over every class; else None.
+    """
     import pyarrow as pa
 
     if isinstance(rows, tuple):  # (dataset path, filesystem, partition column, classes)
@@ -126,8 +133,19 @@ def _search(samples: pd.DataFrame, rows: Any, threshold: Any, options: dict) -> 
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index)
     if rows is None or rows.num_rows == 0:
         rows = pd.DataFrame({"id": pd.Series(dtype=str), "tag": pd.Series(dtype=str)})
-    modes = find_failure_modes(rows, labels, correct, threshold=threshold, **options)
-    return modes, modes.attrs.get("join", {})
+    encoded = encode_long_table(rows, labels, correct, threshold=threshold)
+    modes = find_failure_modes(encoded, **options)
+    if max_q is None:
+        return modes, encoded.report.as_dict(), None
+    settings = {k: v for k, v in options.items() if k not in ("method", "beam_width")}
+    lattice = tag_lattice(encoded, **settings)
+    position = pd.Index(_keys(lattice)).get_indexer(_keys(modes))
+    found = lattice.iloc[position][["class", "tags", *STATISTIC_COLUMNS]].reset_index(drop=True)
+    return modes, encoded.report.as_dict(), (found, position, lattice["p_value"].to_numpy())
+
+
+def _keys(table: pd.DataFrame) -> list[str]:
+    return [f"{c}\x00" + "\x00".join(t) for c, t in zip(table["class"].astype(str), table["tags"])]
 
 
 def find_failure_modes_ray(
@@ -139,6 +157,7 @@ def find_failure_modes_ray(
     n_partitions: int | None = None,
     address: str | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
+    max_q: float | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """:func:`primekit.find_failure_modes` on a Ray cluster, one task per partition of classes.
@@ -162,6 +181,12 @@ def find_failure_modes_ray(
         else a new local one.
     init_kwargs : mapping, optional
         Extra ``ray.init`` arguments (e.g. ``{"num_cpus": 2}`` for a local instance).
+    max_q : float in (0, 1], optional
+        As in :func:`primekit.find_failure_modes`: keep the modes whose q-value is at most this
+        and add the statistics columns. The q-values pool every lattice node of every class: each
+        task returns its lattice's p-values and the driver computes them after the gather (with
+        :func:`primekit.statistics.conditional_q_values`, the pooled step of
+        :func:`primekit.statistics.lattice_statistics`), so they equal the single-process ones.
     **options
         The search options of :func:`primekit.find_failure_modes` (``min_size``, ``min_drop``,
         ``necessity``, ``max_tags``, ``min_tag_count``, ``method``, ``beam_width``).
@@ -177,6 +202,7 @@ def find_failure_modes_ray(
         raise TypeError(f"options: unknown search option(s) {unknown}; expected {_SEARCH_OPTIONS}")
     # the settings are checked here, before Ray starts (the tasks check them again)
     search_settings(**{k: v for k, v in options.items() if k not in ("method", "beam_width")})
+    max_q = check_max_q(max_q)
     if n_partitions is not None:
         n_partitions = check_int(n_partitions, "n_partitions", 1)
     table = read_samples(samples) if not isinstance(samples, pd.DataFrame) else samples
@@ -209,7 +235,7 @@ def find_failure_modes_ray(
             search.remote(
                 groups[p], (path, filesystem, column, [str(c) for c in classes
                                                        if part_of_class[classes.index(c)] == p]),
-                threshold, options,
+                threshold, options, max_q,
             )
             for p in range(n_parts)
         ]  # fmt: skip
@@ -218,7 +244,7 @@ def find_failure_modes_ray(
         split = ray.remote(num_returns=n_parts + 2, num_cpus=1)(_split_rows)
         pieces = [split.remote(f, dataset.filesystem, lookup, n_parts) for f in dataset.files]
         futures = [
-            search.remote(groups[p], [piece[p] for piece in pieces], threshold, options)
+            search.remote(groups[p], [piece[p] for piece in pieces], threshold, options, max_q)
             for p in range(n_parts)
         ]
         for piece in pieces:
@@ -226,7 +252,8 @@ def find_failure_modes_ray(
             stray_ids.update(ids)
             stray_rows += rows
     results = ray.get(futures)
-    return _gather(results, table, classes, stray_ids, stray_rows, unknown_classes)
+    modes = _gather(results, table, classes, stray_ids, stray_rows, unknown_classes)
+    return modes if max_q is None else _with_q_values(modes, [r[2] for r in results], max_q)
 
 
 def _partition_values(dataset: Any, column: str) -> list:
@@ -249,11 +276,11 @@ def _gather(
     unknown_classes: tuple,
 ) -> pd.DataFrame:
     """One mode table in the single-process order, and the combined join report."""
-    modes = pd.concat([modes for modes, _ in results], ignore_index=True)
+    modes = pd.concat([r[0] for r in results], ignore_index=True)
     rank = {c: k for k, c in enumerate(classes)}
     order = np.argsort(np.array([rank[c] for c in modes["class"]], dtype=np.int64), kind="stable")
     modes = modes.iloc[order].reset_index(drop=True)
-    reports = [r for _, r in results if r]
+    reports = [r[1] for r in results if r[1]]
     empty = {c for r in reports for c in r["classes_without_tags"]}
     examples = stray_ids | {i for r in reports for i in r["stray_examples"]}
     report = JoinReport(
@@ -270,3 +297,14 @@ def _gather(
     report.log()
     modes.attrs["join"] = report.as_dict()
     return modes
+
+
+def _with_q_values(modes: pd.DataFrame, parts: Sequence[tuple], max_q: float) -> pd.DataFrame:
+    """The modes with their lattice statistics and the q-values over every partition's lattice."""
+    offsets = np.cumsum([0] + [len(p_values) for _, _, p_values in parts])
+    q = conditional_q_values(np.concatenate([p_values for _, _, p_values in parts]))
+    found = pd.concat([stats for stats, _, _ in parts], ignore_index=True)
+    found["q_value"] = q[np.concatenate([pos + off for (_, pos, _), off in zip(parts, offsets)])]
+    out = attach(modes, found, found[list(STATISTIC_COLUMNS)], max_q=max_q)
+    out.attrs = dict(modes.attrs)
+    return out

@@ -108,6 +108,9 @@ def test_stray_ids_untagged_samples_and_empty_classes_are_reported_not_fatal(pro
     # the q-value filter keeps the report too (primekit search --max-q prints it)
     annotated = dense(pd.concat([long, extra]), labels_plus, correct_plus, max_q=1.0)
     assert annotated.attrs["join"] == report
+    # and so does the lattice
+    lattice = primekit.tag_lattice(pd.concat([long, extra]), labels_plus, correct_plus, min_size=30)
+    assert lattice.attrs["join"] == report
     assert report["stray_ids"] == 2 and report["stray_rows"] == 3
     assert report["stray_examples"] == ["ghost1", "ghost2"]
     untagged = int((~tags.any(axis=1)).sum()) + len(wolves)

@@ -111,7 +111,31 @@ def test_the_cli_searches_on_ray(local_ray, tables, tmp_path):
     assert main([*argv, "--ray", "local"]) == 0
     got = read_modes(tmp_path / "modes.parquet")
     assert list(got["tags"]) == list(single(long, labels, correct)["tags"])
-    assert main([*argv, "--ray", "local", "--max-q", "0.1"]) == 2
+    assert main([*argv, "--max-q", "0.5"]) == 0
+    alone = read_modes(tmp_path / "modes.parquet")
+    assert main([*argv, "--ray", "local", "--max-q", "0.5"]) == 0
+    pd.testing.assert_frame_equal(read_modes(tmp_path / "modes.parquet"), alone)
+
+
+def test_q_values_pool_every_class_like_the_single_process_search(local_ray, tables, tmp_path):
+    samples, long, labels, correct = tables
+    long.to_parquet(tmp_path / "tags.parquet", index=False)
+    everything = single(long, labels, correct, max_q=1.0)
+    level = float(np.median(everything["q_value"]))  # keeps some modes, not all
+    expected = single(long, labels, correct, max_q=level)
+    assert 0 < len(expected) < len(everything)
+    for n_partitions in (1, 3):
+        got = find_failure_modes_ray(samples, tmp_path / "tags.parquet", max_q=level,
+                                     n_partitions=n_partitions, **OPTIONS)
+        pd.testing.assert_frame_equal(got, expected, obj=f"n_partitions={n_partitions}")
+        assert got.attrs["join"] == expected.attrs["join"]
+    # each partition's own q-values would differ: the pooled step runs after the gather
+    per_class = [single(long[long["id"].isin(labels.index[labels == c])], labels[labels == c],
+                        correct[labels == c], max_q=1.0) for c in sorted(labels.unique())]
+    assert not np.allclose(pd.concat(per_class)["q_value"].sort_values(),
+                           everything["q_value"].sort_values())
+    with pytest.raises(ValueError, match="max_q: must lie in"):
+        find_failure_modes_ray(samples, tmp_path / "tags.parquet", max_q=0, **OPTIONS)
 
 
 def test_bad_arguments_fail_before_ray_work(tables, tmp_path):
