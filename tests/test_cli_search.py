@@ -158,3 +158,12 @@ def test_split_searches_one_split_and_tags_of_other_images_are_counted_not_fatal
     assert "--split: no sample has split == 'train' (found ['test', 'val'])" in capsys.readouterr().err
     assert main(["search", "--tags", str(d / "tags.parquet"), "--out", str(d / "c.csv")]) == 2
     assert "--samples: required (or pass --study DIR)" in capsys.readouterr().err
+
+
+def test_a_samples_table_with_a_repeated_id_is_refused_naming_it():
+    from primekit.samples import validate_samples
+
+    table = pd.DataFrame({"id": ["a", "b", "c", "b"], "label": "x", "correct": [1, 0, 1, 1]})
+    with pytest.raises(ValueError, match="samples: duplicate id 'b'"):
+        validate_samples(table)
+    assert list(validate_samples(table.iloc[:3])["id"]) == ["a", "b", "c"]
