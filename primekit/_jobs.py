@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._validation import check_int
-from .images import ImageDataset, collate_images
+from .images import ImageDataset, collate_images, read_image_source
 from .io import TABLE_SUFFIXES, atomic_path, write_table
 
 __all__ = [
@@ -48,6 +48,10 @@ __all__ = [
     "check_out",
     "error_table",
     "finish_job",
+    "open_job_source",
+    "ready_model",
+    "run_table_job",
+    "sha256_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,12 +108,13 @@ class JobResult:
         return mask
 
 
-def _sha256_file(path: str) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex), read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:32]
+    return h.hexdigest()
 
 
 def _hash_files(paths: Sequence[str], cache_root: Path) -> list[str]:
@@ -133,7 +138,7 @@ def _hash_files(paths: Sequence[str], cache_root: Path) -> list[str]:
 
     def one(i: int) -> str | None:
         try:
-            return _sha256_file(paths[i])
+            return sha256_file(paths[i])[:32]
         except OSError:
             return None
 
@@ -463,6 +468,33 @@ def check_out(out: str | os.PathLike, argument: str = "out") -> None:
         raise TypeError(f"{argument}: expected a path, got {type(out).__name__}")
     if Path(out).suffix.lower() not in TABLE_SUFFIXES:
         raise ValueError(f"{argument}: {str(out)!r} must end in one of {', '.join(TABLE_SUFFIXES)}")
+
+
+def ready_model(model: Any, loaded: type, load: Callable[..., Any], device: str | None) -> Any:
+    """How every image job takes its model: ``model`` itself when it is already ``loaded`` (an
+    instance; ``device`` is still checked, so a bad one fails the same way), else
+    ``load(model, device=device)``, which names a wrong type."""
+    if isinstance(model, loaded):
+        resolve_device(device)
+        return model
+    return load(model, device=device)
+
+
+def open_job_source(source: Any, out: str | os.PathLike | None) -> pd.DataFrame:
+    """The image table of a job's ``source`` (:func:`primekit.images.read_image_source`), after
+    checking ``out``: a bad source or output path fails before any model is loaded."""
+    if out is not None:
+        check_out(out)
+    return read_image_source(source)
+
+
+def run_table_job(
+    images: pd.DataFrame, *, device: str, **job: Any
+) -> tuple[JobResult, pd.DataFrame]:
+    """:func:`run_image_job` over an image table's paths on a model's (resolved) ``device``, with
+    ``job`` its other options; the result and the failed images as ``id, path, reason`` rows."""
+    result = run_image_job(images["path"].tolist(), device=device, **job)
+    return result, error_table(images, result.errors)
 
 
 def error_table(images: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:

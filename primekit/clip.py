@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 
 from ._jobs import (
-    check_out,
-    error_table,
     file_identity,
     finish_job,
+    open_job_source,
+    ready_model,
     resolve_device,
-    run_image_job,
+    run_table_job,
 )
-from .images import read_image_source
 from .io import read_table
 from .toyworld.clip import clip_dir as toyworld_clip_dir
 
@@ -208,12 +207,14 @@ def _cached_clip(spec: str, device: str) -> ClipModel:
     return load_clip(spec, device=device)
 
 
+def _cached_spec(spec: Any, *, device: str | None) -> ClipModel:
+    if not isinstance(spec, str):
+        raise TypeError(f"model: expected a ClipModel or a spec string, got {type(spec).__name__}")
+    return _cached_clip(spec, resolve_device(device or "cpu"))
+
+
 def _as_clip(model: ClipModel | str, device: str | None) -> ClipModel:
-    if isinstance(model, ClipModel):
-        return model
-    if isinstance(model, str):
-        return _cached_clip(model, device or "cpu")
-    raise TypeError(f"model: expected a ClipModel or a spec string, got {type(model).__name__}")
+    return ready_model(model, ClipModel, _cached_spec, device)
 
 
 def embed_texts(
@@ -247,12 +248,10 @@ def embed_images(
         ``id`` then ``emb_0 ... emb_{d-1}`` (float32, unit norm), one row per readable image in
         source order; unreadable images are in ``attrs["errors"]`` and ``<out stem>.errors.csv``.
     """
-    if out is not None:
-        check_out(out)
-    images = read_image_source(source)
+    images = open_job_source(source, out)
     clip = _as_clip(model, device)
-    job = run_image_job(
-        images["path"].tolist(),
+    job, errors = run_table_job(
+        images,
         forward=clip.encode_images,
         transform=clip.preprocess,
         settings={"clip": clip.identity, "preprocess": repr(clip.preprocess)},
@@ -268,7 +267,6 @@ def embed_images(
     values = job.values[ok]
     table = pd.DataFrame(values, columns=[f"emb_{i}" for i in range(values.shape[1])])
     table.insert(0, "id", images["id"][ok].to_numpy())
-    errors = error_table(images, job.errors)
     metadata = {
         "model": clip.spec,
         "weights": clip.weights,

@@ -32,15 +32,15 @@ import numpy as np
 import pandas as pd
 
 from ._jobs import (
-    check_out,
-    error_table,
     file_identity,
     finish_job,
+    open_job_source,
+    ready_model,
     resolve_device,
-    run_image_job,
+    run_table_job,
 )
 from ._torch_files import is_weights_only_error, load_torch_file, pickle_refusal, weights_only_loads
-from .images import read_image_source
+from ._validation import check_int
 
 __all__ = [
     "Classifier",
@@ -396,8 +396,6 @@ def predict(
         ``attrs["metadata"]`` holds the model, class names, the preprocessing applied, the
         accuracy and any warnings.
     """
-    if out is not None:
-        check_out(out)
     if expect_accuracy is not None and not 0 < expect_accuracy <= 1:
         raise ValueError(f"expect_accuracy: must lie in (0, 1], got {expect_accuracy}")
     if isinstance(class_names, (str, os.PathLike)):
@@ -405,10 +403,10 @@ def predict(
         if not p.is_file():
             raise ValueError(f"class_names: {str(p)!r} is not a file with one class name per line")
         class_names = [t.strip() for t in p.read_text().splitlines() if t.strip()]
-    images = read_image_source(source)
-    clf = model if isinstance(model, Classifier) else load_classifier(model, device=device)
-    job = run_image_job(
-        images["path"].tolist(),
+    images = open_job_source(source, out)
+    clf = ready_model(model, Classifier, load_classifier, device)
+    job, errors = run_table_job(
+        images,
         forward=_guarded_forward(clf),
         transform=clf.transform,
         settings={"classifier": clf.identity},
@@ -421,7 +419,6 @@ def predict(
         desc="predict",
     )
     table, names = _samples_table(images, job, class_names, clf.class_names)
-    errors = error_table(images, job.errors)
     metadata = {
         "model": clf.spec,
         "class_names": list(names),
@@ -547,12 +544,11 @@ def image_predictor(
     import torch  # heavy: imported on first use
     from PIL import Image
 
-    clf = model if isinstance(model, Classifier) else load_classifier(model, device=device)
+    clf = ready_model(model, Classifier, load_classifier, device)
     names = list(class_names) if class_names is not None else clf.class_names
     if not names:
         raise ValueError("class_names: the model has no class names; pass one name per output")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
 
     def run(images: np.ndarray) -> pd.DataFrame:
         images = np.asarray(images)

@@ -31,15 +31,17 @@ TINY_CLIP_CFG = {
 }
 
 
-def make_tiny_clip(folder: Path, *, seed: int = 0) -> Path:
-    """Write an open_clip ``local-dir`` folder with a tiny random-weight CLIP."""
+def make_tiny_clip(folder: Path, *, seed: int = 0, embed_dim: int = 32) -> Path:
+    """Write an open_clip ``local-dir`` folder with a tiny random-weight CLIP (``embed_dim``-dim
+    embeddings; RAM's open-set label embeddings need 512, ViT-B/16's)."""
     import open_clip
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CLIP_CFG))
+    config = {**TINY_CLIP_CFG, "model_cfg": {**TINY_CLIP_CFG["model_cfg"], "embed_dim": embed_dim}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
     torch.manual_seed(seed)
-    cfg = dict(TINY_CLIP_CFG["model_cfg"])
+    cfg = dict(config["model_cfg"])
     model = open_clip.CLIP(
         embed_dim=cfg["embed_dim"],
         vision_cfg=cfg["vision_cfg"],

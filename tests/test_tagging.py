@@ -106,6 +106,21 @@ def test_thresholds_global_and_per_tag(tagger, images, tmp_path):
         tag_images(images, tagger, threshold=1.5, **kw)
 
 
+def test_a_score_equal_to_its_threshold_is_present_in_the_table_and_in_the_search(
+    tagger, images, tmp_path
+):
+    """One rule for tag_images and the search's tag matrix: present when score >= threshold."""
+    kw = dict(cache_dir=tmp_path / "c", progress=False)
+    everything = tag_images(images, tagger, threshold=0.0, **kw)
+    row = everything.sort_values("score").iloc[len(everything) // 2]
+    at = tag_images(images, tagger, threshold={row["tag"]: float(row["score"])}, **kw)
+    assert ((at["id"] == row["id"]) & (at["tag"] == row["tag"])).any()
+    assert at.attrs["metadata"]["threshold_rule"] == "present when score >= threshold"
+    assert tags_to_matrix(everything, threshold=float(row["score"])).loc[row["id"], row["tag"]]
+    above = tag_images(images, tagger, threshold={row["tag"]: float(np.nextafter(row["score"], 1))}, **kw)
+    assert not ((above["id"] == row["id"]) & (above["tag"] == row["tag"])).any()
+
+
 def test_bad_arguments_fail_before_any_work(tagger, images, tmp_path):
     with pytest.raises(ValueError, match="out: .* must end in"):
         tag_images(images, tagger, out=tmp_path / "tags.txt")

@@ -1,8 +1,9 @@
 """The tagger interface: what every tagger is and how its scores become the long tag table.
 
 A tagger turns a batch of images into a score matrix (n_images, n_tags) in [0, 1] over its
-``vocabulary``; ``thresholds`` holds its default decision threshold per tag (a tag is present when
-its score is strictly greater, as RAM's ``generate_tag`` does). Everything that changes the numbers
+``vocabulary``; ``thresholds`` holds its default decision threshold per tag. A tag is present when its score is
+at least its threshold (``THRESHOLD_RULE``), the rule the search applies to the tag table too; a
+tagger whose model decides with ``>`` (RAM) stores the next float above its thresholds. Everything that changes the numbers
 is in ``name``, ``weights`` and ``settings``, which also key the cache and go into the tag table's
 metadata.
 """
@@ -19,9 +20,19 @@ import pandas as pd
 from .._jobs import resolve_device
 from ..tags import validate_tag_table
 
-__all__ = ["Tagger", "resolve_thresholds", "check_unit", "scores_to_long", "resolve_device"]
+__all__ = [
+    "Tagger",
+    "resolve_thresholds",
+    "check_unit",
+    "scores_to_long",
+    "resolve_device",
+    "THRESHOLD_RULE",
+]
 
 logger = logging.getLogger(__name__)
+
+#: how a score and a threshold make a tag present: the search's rule (``score >= threshold``)
+THRESHOLD_RULE = "present when score >= threshold"
 
 
 class Tagger:
@@ -118,12 +129,12 @@ def scores_to_long(
     *,
     min_score: float | None = None,
 ) -> pd.DataFrame:
-    """Long ``id, tag, score`` rows: tags scoring above their threshold (or ``>= min_score``).
+    """Long ``id, tag, score`` rows: tags scoring at least their threshold (or ``min_score``).
 
     Rows are sorted by id, then tag, so the table is identical however it was computed.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    keep = scores > thresholds[None, :] if min_score is None else scores >= min_score
+    keep = scores >= (thresholds[None, :] if min_score is None else min_score)
     rows, cols = np.nonzero(keep)
     out = pd.DataFrame(
         {

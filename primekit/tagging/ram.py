@@ -8,8 +8,10 @@ What the upstream package does not give, and this adapter does (DESIGN.md "Third
   hook: probabilities are ``sigmoid(logits)``, exactly the numbers ``generate_tag`` thresholds.
 - **Thresholds under the user's control.** The defaults are the model's ``class_threshold``
   (read by RAM from ``ram/data/ram_tag_list_threshold.txt``; RAM's own ``threshold`` argument has
-  no effect on them). ``tag_images(threshold=...)`` replaces them globally or per tag. A tag is
-  present when its probability is *strictly* greater than its threshold, as in ``generate_tag``.
+  no effect on them). ``generate_tag`` keeps a tag whose probability is *strictly* greater than
+  its class threshold, primekit's rule is ``score >= threshold`` (the search's): ``thresholds``
+  holds the next float64 above each class threshold, so the default tags are exactly
+  ``generate_tag``'s. ``tag_images(threshold=...)`` replaces them globally or per tag.
 - **Offline construction.** RAM builds a ``bert-base-uncased`` tokenizer, downloading it unless
   ``text_encoder_type`` is a local folder with a ``vocab.txt``. Tagging never tokenizes text, so
   by default the adapter writes a placeholder ``vocab.txt`` of BERT's size (30,522 entries, the
@@ -25,7 +27,9 @@ What the upstream package does not give, and this adapter does (DESIGN.md "Third
   ``tag_list`` whose length differs from RAM's threshold file fail inside RAM; the adapter refuses
   them with the supported way. ``delete_tag_index`` is honoured (those tags are never reported).
 - **Open-set tags.** ``vocabulary=`` adds your own tags (RAM's ``generate_tag_openset``; CLI
-  ``--tagger ram++:PATH --vocabulary my_tags.txt``), embedded with CLIP's text encoder.
+  ``--tagger ram++:PATH --vocabulary my_tags.txt``), embedded with CLIP's text encoder the way
+  RAM's ``build_openset_label_embedding`` does (its own prompt templates, read from the installed
+  ``ram`` package: :func:`open_set_prompts`).
 - **transformers versions.** RAM imports helpers that transformers 4.56 moved to
   ``transformers.pytorch_utils``; for 4.56-4.57 they are copied back into
   ``transformers.modeling_utils`` before import. transformers >= 5 is refused with a message.
@@ -37,6 +41,7 @@ https://huggingface.co/xinyu1205/recognize_anything_model (both Swin-L, 384 px).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import io
@@ -53,7 +58,7 @@ from .._torch_files import is_weights_only_error, pickle_refusal, weights_only_l
 from ..clip import ClipModel, load_clip
 from ..io import atomic_path
 from .base import Tagger, resolve_device
-from .clip_tagger import resolve_vocabulary, tag_text_embeddings
+from .clip_tagger import resolve_vocabulary
 
 __all__ = [
     "RamTagger",
@@ -63,6 +68,8 @@ __all__ = [
     "check_transformers_version",
     "check_load_result",
     "add_open_set_tags",
+    "open_set_prompts",
+    "open_set_embeddings",
     "ram_probabilities",
     "WEIGHTS_URLS",
 ]
@@ -266,8 +273,8 @@ class RamTagger(Tagger):
         ``vocabulary``).
     vocabulary : list of str or text file, optional
         **Open-set tags** (RAM's ``generate_tag_openset``): your own tags, embedded with
-        ``text_encoder`` (prompt-ensembled CLIP text embeddings, as RAM builds its open-set label
-        embeddings) and recognised by the same tagging head.
+        ``text_encoder`` as RAM's ``build_openset_label_embedding`` does (:func:`open_set_prompts`)
+        and recognised by the same tagging head.
     open_set : {"add", "replace"}
         ``"add"``: your tags after RAM's own (whose probabilities do not change: the head has no
         self-attention between tags); ``"replace"``: only your tags (RAM's open-set inference).
@@ -336,7 +343,7 @@ class RamTagger(Tagger):
         settings_extra: dict[str, Any] = {}
         if extra:
             clip = text_encoder if isinstance(text_encoder, ClipModel) else load_clip(text_encoder, device="cpu")
-            add_open_set_tags(model, extra, tag_text_embeddings(clip, extra),
+            add_open_set_tags(model, extra, open_set_embeddings(clip, extra),
                               replace=open_set == "replace", threshold=open_threshold)
             settings_extra = {"open_set": open_set, "open_tags": extra, "open_threshold": open_threshold,
                               "text_encoder": clip.identity}
@@ -349,7 +356,9 @@ class RamTagger(Tagger):
         self.weights = str(checkpoint.resolve())
         self.vocabulary = [str(t) for t in np.asarray(model.tag_list)[self._keep]]
         thresholds = model.class_threshold.detach().cpu().numpy().astype(np.float64)
-        self.thresholds = thresholds[self._keep]
+        # RAM: p > t; primekit: p >= threshold. The float32 probabilities and thresholds are
+        # exact in float64, so p > t exactly when p >= the next float64 above t.
+        self.thresholds = np.nextafter(thresholds[self._keep], np.inf)
         self.settings = {
             "variant": variant,
             "image_size": image_size,
@@ -418,6 +427,48 @@ def add_open_set_tags(model, tags: Sequence[str], embeddings, *, replace: bool =
         model.tag_list = np.concatenate([np.asarray(model.tag_list), np.array(tags)])
         model.class_threshold = torch.cat([model.class_threshold.float(), thresholds])
     model.num_class = len(model.tag_list)
+
+
+def _ram_templates() -> list[str]:
+    """The prompt templates of RAM's open-set label embeddings (``multiple_templates`` of
+    ``ram/utils/openset_utils.py``), read from the installed file: importing that module needs
+    OpenAI's ``clip`` package (GitHub only), which tagging otherwise never uses."""
+    ram = import_ram()
+    path = Path(list(ram.__path__)[0]) / "utils" / "openset_utils.py"
+    if path.is_file():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "multiple_templates" for t in node.targets
+            ):
+                return [str(t) for t in ast.literal_eval(node.value)]
+    raise ValueError(
+        f"vocabulary: RAM's open-set prompt templates (multiple_templates) are not in "
+        f"{str(path)!r}; {_INSTALL}"
+    )
+
+
+def open_set_prompts(tag: str, templates: Sequence[str]) -> list[str]:
+    """The prompts RAM writes for one open-set tag (``build_openset_label_embedding``): the name
+    with ``_`` as a space, ``/`` as " or ", lower case and no final dot, put into every template
+    (``{article}`` is "an" before a lower-case vowel, else "a"), and "This is " before a prompt
+    that starts with "a" or "the"."""
+    name = tag.replace("_", " ").replace("/", " or ").lower().rstrip(".")
+    article = "an" if tag[0] in "aeiou" else "a"
+    prompts = [template.format(name, article=article) for template in templates]
+    return ["This is " + p if p.startswith(("a", "the")) else p for p in prompts]
+
+
+def open_set_embeddings(clip: ClipModel, tags: Sequence[str]):
+    """RAM's open-set label embeddings of ``tags`` (tensor (len(tags), d), unit norm): for each tag
+    the normalised mean of its prompts' normalised CLIP text embeddings (:func:`open_set_prompts`)."""
+    import torch  # heavy: imported on first use
+
+    templates = _ram_templates()
+    out = []
+    for tag in tags:
+        emb = clip.encode_texts(open_set_prompts(tag, templates))
+        out.append(torch.nn.functional.normalize(emb.mean(0), dim=-1))
+    return torch.stack(out)
 
 
 def ram_probabilities(model, batch, *, openset: bool = False):

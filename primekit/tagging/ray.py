@@ -38,7 +38,7 @@ import pandas as pd
 from .._jobs import check_out, write_errors
 from ..images import open_image, read_image_source
 from ..tags import validate_tag_table, write_tags
-from .base import Tagger, check_unit, resolve_thresholds, scores_to_long
+from .base import THRESHOLD_RULE, Tagger, check_unit, resolve_thresholds, scores_to_long
 from .runner import load_tagger
 
 __all__ = ["tag_images_ray", "TagActor"]
@@ -221,7 +221,7 @@ def tag_images_ray(
     metadata = {
         **description["metadata"],
         "thresholds": dict(zip(description["vocabulary"], thresholds.tolist(), strict=False)),
-        "threshold_rule": "present when score > threshold",
+        "threshold_rule": THRESHOLD_RULE,
         "min_score": min_score,
         "n_images": int(len(images)),
         "n_tagged": int(len(images) - len(errors)),

@@ -12,16 +12,15 @@ import numpy as np
 import pandas as pd
 
 from .._jobs import (
-    check_out,
     default_cache_dir,
-    error_table,
     finish_job,
+    open_job_source,
+    ready_model,
     resolve_device,
-    run_image_job,
+    run_table_job,
 )
-from ..images import read_image_source
 from ..tags import write_tags
-from .base import Tagger, check_unit, resolve_thresholds, scores_to_long
+from .base import THRESHOLD_RULE, Tagger, check_unit, resolve_thresholds, scores_to_long
 from .clip_tagger import ClipTagger
 from .ram import RamTagger
 
@@ -52,7 +51,7 @@ def load_tagger(spec: str, *, device: str | None = "cpu", **options: Any) -> Tag
         Passed to the tagger's class (e.g. ``vocabulary=`` for CLIP, ``tokenizer_dir=`` for RAM).
     """
     if not isinstance(spec, str):
-        raise TypeError(f"tagger: expected a spec string, got {type(spec).__name__}")
+        raise TypeError(f"tagger: expected a Tagger or a spec string, got {type(spec).__name__}")
     device = resolve_device(device)
     kind, _, rest = spec.partition(":")
     if kind in ("ram++", "ram") and rest:
@@ -111,20 +110,13 @@ def tag_images(
         Columns ``id, tag, score`` sorted by id, tag; ``attrs["metadata"]`` holds the metadata and
         ``attrs["errors"]`` the failed images (``id, path, reason``).
     """
-    if out is not None:
-        check_out(out)
     if min_score is not None:
         min_score = check_unit(min_score, "min_score")
-    images = read_image_source(source)  # a bad source fails before a model is loaded
-    if isinstance(tagger, str):
-        tagger = load_tagger(tagger, device=device)
-    elif not isinstance(tagger, Tagger):
-        raise TypeError(f"tagger: expected a Tagger or a spec string, got {type(tagger).__name__}")
-    else:
-        resolve_device(device)
+    images = open_job_source(source, out)  # a bad source fails before a model is loaded
+    tagger = ready_model(tagger, Tagger, load_tagger, device)
     thresholds = resolve_thresholds(tagger.vocabulary, tagger.thresholds, threshold)
-    job = run_image_job(
-        images["path"].tolist(),
+    job, errors = run_table_job(
+        images,
         forward=tagger.forward,
         transform=tagger.transform,
         settings={**tagger.cache_settings(), "amp": bool(amp) and tagger.device.startswith("cuda")},
@@ -142,11 +134,10 @@ def tag_images(
     table = scores_to_long(
         images["id"][ok].tolist(), scores, tagger.vocabulary, thresholds, min_score=min_score
     )
-    errors = error_table(images, job.errors)
     metadata = {
         **tagger.metadata(),
         "thresholds": dict(zip(tagger.vocabulary, thresholds.tolist(), strict=False)),
-        "threshold_rule": "present when score > threshold",
+        "threshold_rule": THRESHOLD_RULE,
         "min_score": min_score,
         "n_images": int(len(images)),
         "n_tagged": int(ok.sum()),
