@@ -19,9 +19,10 @@ from .search_ray import find_failure_modes_ray
 logger = logging.getLogger(__name__)
 
 
-def _necessity(text: str) -> tuple[float, ...]:
+def parse_necessity(text: str) -> dict[int, float]:
+    """``"b2,b3,b4"`` -> ``{2: b2, 3: b3, 4: b4}``, the argparse type of every ``--necessity``."""
     try:
-        return tuple(float(x) for x in text.split(","))
+        return {size: float(x) for size, x in enumerate(text.split(","), start=2)}
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated numbers like 0.10,0.05,0.025, got {text!r}"
@@ -58,7 +59,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-drop", type=float, default=0.30,
                    help="a: least drop below the class accuracy (0.3 = 30 points)")
     default_nec = ",".join(str(DEFAULT_NECESSITY[k]) for k in sorted(DEFAULT_NECESSITY))
-    p.add_argument("--necessity", type=_necessity, default=default_nec,
+    p.add_argument("--necessity", type=parse_necessity, default=default_nec,
                    help="b2,b3,b4,...: removing any tag of a k-tag mode must raise accuracy by b_k")
     p.add_argument("--max-tags", type=int, default=4, help="l: most tags in a combination")
     p.add_argument("--min-tag-count", type=int, default=None,
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threshold: must lie in [0, 1], got {threshold}")
     necessity = args.necessity
     if isinstance(necessity, str):
-        necessity = _necessity(necessity)
+        necessity = parse_necessity(necessity)
     # hyperparameters are checked before any file is read
     try:
         search_settings(

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality: == on DataFrame fields would raise
 class Split(TaggedSplit):
     """One split of a study: samples, the tag matrix used by the search, and ground truth if any.
 

@@ -21,7 +21,6 @@ recorded them is skipped without loading its model; killed and rerun, nothing is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._jobs import file_identity, fingerprint_of
+from ._jobs import file_identity, fingerprint_of, sha256_file
+from ._validation import check_fraction
 from .images import read_image_source
 from .io import atomic_path, read_table
 from .report import write_report
@@ -42,7 +42,7 @@ from .samples import align_tags, read_samples, search_inputs
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
 from .tags import read_tags, validate_tag_table, write_tags
 
-__all__ = ["build_study", "assign_splits", "STUDY_FILES", "SEARCH_DEFAULTS"]
+__all__ = ["build_study", "resume_study", "assign_splits", "STUDY_FILES", "SEARCH_DEFAULTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,12 +120,19 @@ def assign_splits(
     return images.assign(split=split)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _absolute(spec: Any) -> Any:
+    """A spec string or path with every part that names an existing local file or folder made
+    absolute (``jit:model.pt`` -> ``jit:/home/me/model.pt``): ``study.json`` then means the same
+    from any working directory (a notebook runs in ``notebooks/``)."""
+    if isinstance(spec, os.PathLike):
+        spec = str(spec)
+    if not isinstance(spec, str) or spec.startswith("torchvision:"):
+        return spec
+    parts = spec.split(":")
+    return ":".join(
+        str(Path(part).expanduser().resolve()) if part and Path(part).expanduser().exists() else part
+        for part in parts
+    )
 
 
 def _spec_identity(spec: Any) -> Any:
@@ -150,14 +157,14 @@ class _Steps:
             return False
         for out in outputs:
             path = self.folder / out
-            if not path.is_file() or self.files.get(out) != _sha256(path):
+            if not path.is_file() or self.files.get(out) != sha256_file(path):
                 return False
         return True
 
     def done(self, name: str, key: str, outputs: Sequence[str], seconds: float, **info: Any) -> None:
         self.record[name] = {"key": key, "outputs": list(outputs), "seconds": round(seconds, 3), **info}
         for out in outputs:
-            self.files[out] = _sha256(self.folder / out)
+            self.files[out] = sha256_file(self.folder / out)
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -396,8 +403,7 @@ def _check_options(out: Any, taggers: list, attributes: Any, search: Mapping[str
         raise ValueError(f"search: unknown setting(s) {sorted(unknown)}; known: {sorted(SEARCH_DEFAULTS)}")
     settings = {**SEARCH_DEFAULTS, **(search or {})}
     search_settings(**settings)
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold: must lie in [0, 1], got {threshold}")
+    check_fraction(threshold, "threshold")
     return settings
 
 
@@ -464,9 +470,10 @@ def build_study(
         ``study.json``'s content, ``computed``/``skipped`` step names, ``seconds``, warnings.
     """
     started = time.perf_counter()
-    taggers = [taggers] if isinstance(taggers, str) else list(taggers)
+    taggers = [_absolute(t) for t in ([taggers] if isinstance(taggers, str) else list(taggers))]
     settings = _check_options(out, taggers, attributes, search, threshold)
-    class_names = str(class_names) if isinstance(class_names, (str, os.PathLike)) else class_names
+    images, model, attributes, vocabulary, text_encoder, embed, class_names = map(
+        _absolute, (images, model, attributes, vocabulary, text_encoder, embed, class_names))
     table = assign_splits(read_image_source(images), val_fraction=val_fraction, seed=seed)
     folder = Path(out).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
@@ -500,3 +507,50 @@ def build_study(
         if run.bar is not None:
             run.bar.close()
     return run.finish(predicted, searched, time.perf_counter() - started)
+
+
+def resume_study(
+    folder: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    batch_size: int = 32,
+    num_workers: int = 0,
+    trust_pickle: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`build_study` again on a study folder, with every setting its ``study.json`` records.
+
+    Nothing is recomputed while the images, models and files are unchanged, so this is how a
+    notebook opens a study built by ``primekit study`` (and how an interrupted one is finished).
+    Raises ``ValueError`` naming ``dataset`` when ``folder`` is not a study folder, or was built
+    from Python objects (a DataFrame of images) that ``study.json`` cannot hold.
+    """
+    folder = Path(folder).expanduser()
+    path = folder / STUDY_FILES["study"]
+    if not path.is_file():
+        raise ValueError(
+            f"dataset: {str(folder)!r} is not a study folder (no {STUDY_FILES['study']}); "
+            "build one with primekit study --images ... --model ... --out FOLDER"
+        )
+    record = json.loads(path.read_text())
+    if record.get("format") != "primekit-study/1" or record.get("images") in (None, "<DataFrame>"):
+        raise ValueError(
+            f"dataset: {str(path)!r} does not record its image source (built from a DataFrame?); "
+            "rerun build_study with the same arguments instead"
+        )
+    classifier = dict(record.get("classifier") or {})
+    search = dict(record.get("search") or {})
+    if isinstance(search.get("necessity"), Mapping):  # JSON made the set sizes strings
+        search["necessity"] = {int(k): v for k, v in search["necessity"].items()}
+    return build_study(
+        record["images"], record["model"], out=folder, taggers=record.get("taggers") or (),
+        attributes=record.get("attributes"), vocabulary=record.get("vocabulary"),
+        text_encoder=record.get("text_encoder"), embed=record.get("embed"),
+        class_names=classifier.get("class_names"), image_size=classifier.get("image_size"),
+        resize=classifier.get("resize"), normalize=classifier.get("normalize"),
+        grayscale=bool(classifier.get("grayscale")), expect_accuracy=classifier.get("expect_accuracy"),
+        val_fraction=record.get("val_fraction"), seed=record.get("seed", 0),
+        threshold=record.get("threshold", 0.5), search=search,
+        report="report" in record.get("steps", {}), device=device, batch_size=batch_size,
+        num_workers=num_workers, trust_pickle=trust_pickle, progress=progress,
+    )

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .search_cli import parse_necessity
 from .study_build import STUDY_FILES, build_study
 
 __all__ = ["add_subparser", "next_steps"]
@@ -25,19 +26,12 @@ def next_steps(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     lines = [f"open {folder / STUDY_FILES['report']}  (the report: every failure mode with its images)"]
     lines.append(
-        f"papermill notebooks/10_your_data.ipynb build/10_your_data.ipynb -p dataset {folder}"
-        "  (or open it in JupyterLab and set dataset)"
+        "papermill notebooks/10_your_data.ipynb build/10_your_data.ipynb --cwd notebooks "
+        f"-p dataset {folder.resolve()}  (or open it in JupyterLab and set dataset)"
     )
     lines.append(f"python -c \"import primekit; print(primekit.load_study('{folder}'))\"")
     lines.append(f"primekit search --study {folder} --min-size 20  (search again with other settings)")
     return lines
-
-
-def _necessity(text: str) -> dict[int, float]:
-    try:
-        return {k: float(x) for k, x in enumerate(text.split(","), start=2)}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers like 0.10,0.05,0.025, got {text!r}") from None
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -76,7 +70,7 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     g = p.add_argument_group("search")
     g.add_argument("--min-size", type=int, default=30, help="s: smallest failure mode")
     g.add_argument("--min-drop", type=float, default=0.30, help="a: least accuracy drop")
-    g.add_argument("--necessity", type=_necessity, default=None, help="b2,b3,b4 (default 0.10,0.05,0.025)")
+    g.add_argument("--necessity", type=parse_necessity, default=None, help="b2,b3,b4 (default 0.10,0.05,0.025)")
     g.add_argument("--max-tags", type=int, default=4, help="l: most tags in a mode")
     g.add_argument("--min-tag-count", type=int, default=None, help="tag vocabulary cut-off (default --min-size)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")

@@ -145,6 +145,27 @@ def test_a_rerun_recomputes_nothing_and_an_interrupted_one_resumes(digits, study
     assert resumed["computed"] == ["combine tags", "search", "report"]
 
 
+def test_a_study_opens_from_any_working_directory(digits, tmp_path, monkeypatch):
+    """README step 3: a study built with relative paths records them absolute, so resume_study
+    (notebook 10's ``dataset``) opens it from another folder and recomputes nothing."""
+    from primekit.study_build import resume_study
+
+    images, model, attributes = digits
+    monkeypatch.chdir(images.parent)
+    out = tmp_path / "relative"
+    assert main(["study", "--images", images.name, "--model", f"jit:{model.name}", "--attributes",
+                 attributes.name, "--out", str(out), *CLI_PREPROCESSING, "--min-size", "10",
+                 "--min-drop", "0.2", "--max-tags", "2", "--necessity", "0.1", "--no-progress"]) == 0
+    record = json.loads((out / "study.json").read_text())
+    assert record["model"] == f"jit:{model.resolve()}" and record["images"] == str(images.resolve())
+    assert record["search"]["necessity"] == {"2": 0.1}
+    monkeypatch.chdir(tmp_path)
+    result = resume_study(out, progress=False)
+    assert result["computed"] == [] and result["accuracy"] == record["accuracy"]
+    with pytest.raises(ValueError, match=r"dataset: .* is not a study folder \(no study.json\)"):
+        resume_study(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
