@@ -45,6 +45,9 @@ def test_folder_study_splits_and_aligns(tmp_path):
     assert not study.can_generate
     with pytest.raises(ValueError, match="no CLIP model"):
         study.encode_text(["a photo"])
+    # a split is compared by identity (a dataclass's field-wise == compared DataFrames and raised)
+    again = load_study(str(tmp_path)).val
+    assert study.val == study.val and study.val != again and again not in [study.val, study.test]
 
 
 def test_bad_datasets_are_named(tmp_path):

@@ -245,7 +245,7 @@ def _check_tag_list(kwargs: dict[str, Any]) -> None:
             f"model_kwargs: 'tag_list' is not supported ({str(tag_file)!r}: RAM writes its "
             f"{n_thresholds} class thresholds into a tensor of the list's length and fails). To tag "
             "with your own words use vocabulary=[...] (open-set tags; CLI --vocabulary FILE); to "
-            "drop tags use model_kwargs={'delete_tag_index': [...]} or threshold={tag: 1.0}"
+            "drop tags use model_kwargs={'delete_tag_index': [...]}"
         )
 
 
