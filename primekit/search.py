@@ -236,7 +236,7 @@ def _lattice(split: TaggedSplit | LongTags, params: SearchSettings) -> pd.DataFr
     """The frequent lattice of every class with the statistics of :mod:`primekit.statistics`."""
     lattice = search_classes(split, params, lattice=True)
     counts = statistics.class_counts(split.codes, split.correct_mask, split.classes)
-    found = statistics.lattice_statistics(lattice, counts, min_drop=params.min_drop)
+    found = statistics.lattice_statistics(lattice, counts, min_drop=params.min_drop, necessity=params.necessity)
     out = pd.concat([lattice, found], axis=1)
     out.attrs = dict(lattice.attrs)  # the long table's join report (concat drops attrs)
     return out
