@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,20 @@ def test_long_tables_search_to_every_planted_failure_mode(tmp_path):
     assert main(argv) == 0
     check = scale.planted_check(summary, read_modes(out))
     assert check["qualify"] >= 4 and check["found"] == check["qualify"] and not check["missed"]
+
+
+def test_overhead_splits_a_call_into_the_kernel_and_its_parts(tmp_path):
+    out = tmp_path / "overhead.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "overhead.py"), "--scenario", "tiny", "--repeat", "1",
+         "--json", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = json.loads(out.read_text())
+    phases = result["phases"]
+    assert result["modes"] > 0 and phases["kernel"] > 0
+    parts = [v for k, v in phases.items() if k not in ("total", "kernel") and k[0] not in " ("]
+    assert len(parts) == 5 and all(v >= 0 for v in parts[:-1])  # four parts and "other"
+    assert sum(parts) + phases["kernel"] == pytest.approx(phases["total"])
+    assert "overhead" in done.stdout and "tiny [after]" in done.stdout
