@@ -181,7 +181,7 @@ def load_clip(spec: str = DEFAULT_CLIP, *, device: str = "cpu") -> ClipModel:
         ) from None
     if name.startswith("local-dir:"):
         folder = name[len("local-dir:") :]
-        if not any(Path(folder).glob(p) for p in ("*.safetensors", "*.bin", "*.pth", "*.pt")):
+        if not any(any(Path(folder).glob(p)) for p in ("*.safetensors", "*.bin", "*.pth", "*.pt")):
             raise ValueError(f"model: {folder!r} has an open_clip config but no weights file")
         weights, identity = folder, file_identity(folder)
     elif pretrained and Path(pretrained).expanduser().is_file():

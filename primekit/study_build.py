@@ -21,11 +21,12 @@ recorded them is skipped without loading its model; killed and rerun, nothing is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,19 @@ def _tagger_name(spec: str, index: int) -> str:
     return f"tags_{index}_{kind}.parquet"
 
 
+@contextlib.contextmanager
+def _named(argument: str) -> Iterator[None]:
+    """Errors of a tagger's or CLIP's loader name their own argument (``model: cannot load CLIP
+    weights``); in a study that is ``argument`` (CLI ``--tagger``/``--embed``), not the classifier."""
+    try:
+        yield
+    except ValueError as exc:
+        name, sep, rest = str(exc).partition(":")
+        if sep and name in ("model", "tagger"):
+            raise ValueError(f"{argument}:{rest}") from None
+        raise
+
+
 def _load_attributes(path: str | os.PathLike, images: pd.DataFrame) -> pd.DataFrame:
     """An attribute table (``id`` + boolean/categorical columns) as long tags of the images."""
     from .tagging import attributes_to_tags
@@ -294,7 +308,8 @@ def _tag_steps(run: _Run, taggers: Sequence[str], attributes: Any, tagging: Mapp
                                  text_encoder=tagging.get("text_encoder"), trust_checkpoint=trust)
 
         def work(spec: str = spec, name: str = name, options: dict = options) -> dict[str, Any]:
-            tagger = load_tagger(spec, device=jobs["device"], **options)
+            with _named("taggers"):
+                tagger = load_tagger(spec, device=jobs["device"], **options)
             table = tag_images(run.table, tagger, out=run.folder / name, cache_dir=run.cache,
                                progress=run.bar if run.bar is not None else False,
                                batch_size=jobs["batch_size"], num_workers=jobs["num_workers"])
@@ -336,7 +351,8 @@ def _embed_step(run: _Run, spec: str, jobs: Mapping[str, Any]) -> dict[str, Any]
     from .clip import embed_images, load_clip
 
     def work() -> dict[str, Any]:
-        clip = load_clip(spec, device=jobs["device"])
+        with _named("embed"):
+            clip = load_clip(spec, device=jobs["device"])
         table = embed_images(run.table, model=clip, out=run.folder / STUDY_FILES["embeddings"],
                              cache_dir=run.cache, progress=run.bar if run.bar is not None else False,
                              batch_size=jobs["batch_size"], num_workers=jobs["num_workers"])
@@ -396,6 +412,16 @@ def _check_options(out: Any, taggers: list, attributes: Any, search: Mapping[str
         raise ValueError("taggers: give at least one tagger or an attribute table (attributes=)")
     if not all(isinstance(t, str) and ":" in t for t in taggers):
         raise ValueError(f"taggers: expected spec strings such as 'clip:ViT-B-16:openai', got {taggers!r}")
+    for spec in taggers:  # what can be checked without loading a model, before the classifier runs
+        kind, _, rest = spec.partition(":")
+        if kind not in ("ram++", "ram", "clip"):
+            raise ValueError(f"taggers: unknown spec {spec!r}; expected ram++:PATH, ram:PATH or clip:...")
+        if kind != "clip" and not Path(rest).expanduser().is_file():
+            raise ValueError(f"taggers: {spec!r}: the weights file {rest!r} does not exist")
+        if kind == "clip":
+            from .clip import parse_clip_spec
+
+            parse_clip_spec(rest, argument="taggers")
     if attributes is not None and not Path(attributes).is_file():
         raise ValueError(f"attributes: {str(attributes)!r} is not a file")
     unknown = set(search or {}) - set(SEARCH_DEFAULTS)

@@ -18,7 +18,8 @@ _FLAGS = {"images": "--images", "val_fraction": "--val-fraction", "taggers": "--
           "attributes": "--attributes", "threshold": "--threshold", "min_size": "--min-size",
           "min_drop": "--min-drop", "max_tags": "--max-tags", "necessity": "--necessity",
           "min_tag_count": "--min-tag-count", "image_size": "--image-size", "resize": "--resize",
-          "expect_accuracy": "--expect-accuracy", "class_names": "--class-names"}
+          "expect_accuracy": "--expect-accuracy", "class_names": "--class-names",
+          "embed": "--embed"}
 
 
 def next_steps(folder: str | os.PathLike) -> list[str]:

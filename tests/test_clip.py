@@ -67,6 +67,13 @@ def test_specs(clip_dir, tmp_path):
         parse_clip_spec(f"clip:local-dir:{tmp_path}")
 
 
+def test_a_clip_folder_without_weights_is_refused_not_randomly_initialised(tmp_path):
+    folder = make_tiny_clip(tmp_path / "clip")
+    (folder / "open_clip_pytorch_model.bin").unlink()  # open_clip itself only warns
+    with pytest.raises(ValueError, match="has an open_clip config but no weights file"):
+        load_clip(f"local-dir:{folder}")
+
+
 def test_absent_openai_weights_say_where_to_get_them(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

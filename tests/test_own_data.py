@@ -172,6 +172,9 @@ def test_a_study_opens_from_any_working_directory(digits, tmp_path, monkeypatch)
         (["--val-fraction", "1.5"], "--val-fraction: must lie strictly between 0 and 1"),
         (["--min-size", "0"], "--min-size:"),
         (["--normalize", "grey"], "--normalize: expected"),
+        (["--tagger", "blip:x"], "--tagger: unknown spec 'blip:x'"),
+        (["--tagger", "ram++:/nowhere/ram_plus.pth"], "--tagger: 'ram++:/nowhere/ram_plus.pth': the weights file"),
+        (["--tagger", "clip:local-dir:/nowhere"], "--tagger: '/nowhere' is not an open_clip folder"),
     ],
 )
 def test_bad_values_are_clear_errors_before_any_work(digits, tmp_path, capsys, extra, message):
@@ -179,6 +182,18 @@ def test_bad_values_are_clear_errors_before_any_work(digits, tmp_path, capsys, e
     assert main(_study_args(digits, out, *extra)) == 2
     assert message in capsys.readouterr().err
     assert not (out / "samples.parquet").exists()
+
+
+def test_a_tagger_that_fails_to_load_is_named_as_the_tagger(digits, tmp_path, capsys):
+    """CLIP's loader says 'model: ...'; in a study the classifier is --model, so the message names
+    --tagger (here a CLIP folder whose weights file is gone)."""
+    from _tiny_models import make_tiny_clip
+
+    clip = make_tiny_clip(tmp_path / "clip")
+    (clip / "open_clip_pytorch_model.bin").unlink()
+    assert main(_study_args(digits, tmp_path / "s", *CLI_PREPROCESSING, "--tagger", f"clip:local-dir:{clip}")) == 2
+    err = capsys.readouterr().err
+    assert "--tagger:" in err and "model:" not in err
 
 
 def test_one_class_and_missing_splits_are_refused(tmp_path):
