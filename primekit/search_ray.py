@@ -197,18 +197,10 @@ def find_failure_modes_ray(
         The mode table of :func:`primekit.find_failure_modes`, same rows in the same order, with
         the combined :class:`primekit._join.JoinReport` in ``attrs["join"]`` (also logged).
     """
-    unknown = sorted(set(options) - set(_SEARCH_OPTIONS))
-    if unknown:
-        raise TypeError(f"options: unknown search option(s) {unknown}; expected {_SEARCH_OPTIONS}")
-    # the settings are checked here, before Ray starts (the tasks check them again)
-    search_settings(**{k: v for k, v in options.items() if k not in ("method", "beam_width")})
     max_q = check_max_q(max_q)
     if n_partitions is not None:
         n_partitions = check_int(n_partitions, "n_partitions", 1)
-    table = read_samples(samples) if not isinstance(samples, pd.DataFrame) else samples
-    table = validate_samples(table)[["id", "label", "correct"]]
-    dataset = _dataset(tags)
-    column = _partition_column(dataset, partition_column)
+    table, dataset, column = _checked(samples, tags, partition_column, options)
     try:
         import ray
     except ImportError:
@@ -254,6 +246,19 @@ def find_failure_modes_ray(
     results = ray.get(futures)
     modes = _gather(results, table, classes, stray_ids, stray_rows, unknown_classes)
     return modes if max_q is None else _with_q_values(modes, [r[2] for r in results], max_q)
+
+
+def _checked(samples: Any, tags: Any, partition_column: str | None, options: dict) -> tuple:
+    """(samples table, tag dataset, partition column or None), every argument checked before Ray."""
+    unknown = sorted(set(options) - set(_SEARCH_OPTIONS))
+    if unknown:
+        raise TypeError(f"options: unknown search option(s) {unknown}; expected {_SEARCH_OPTIONS}")
+    # the settings are checked here, before Ray starts (the tasks check them again)
+    search_settings(**{k: v for k, v in options.items() if k not in ("method", "beam_width")})
+    table = read_samples(samples) if not isinstance(samples, pd.DataFrame) else samples
+    table = validate_samples(table)[["id", "label", "correct"]]
+    dataset = _dataset(tags)
+    return table, dataset, _partition_column(dataset, partition_column)
 
 
 def _partition_values(dataset: Any, column: str) -> list:
