@@ -324,3 +324,35 @@ def test_uint8_training_images_scale_like_the_float_path(world):
     assert u8.dtype == torch.uint8 and u8.shape == (40, 3, 64, 64)
     images = tw.render(table)
     torch.testing.assert_close(_scaled(u8[5:17]), _prep(images, 64)[5:17], rtol=0, atol=0)
+
+
+def test_inference_folds_batch_norms_and_keeps_the_logits():
+    """Classifying and tagging run a copy with batch norms folded into the convolutions in
+    channels-last layout: the same logits to float rounding, the network itself untouched."""
+    import torch
+
+    from primekit.toyworld.train import TaggerConfig, _inference_copy, _logits, _net, _tagger_net
+
+    torch.manual_seed(0)
+    clf = _net(len(tw.CLASSES), 8, 32)
+    with torch.no_grad():  # batch norms with real statistics, so folding them changes weights
+        for m in clf.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    x = torch.randn(37, 3, 32, 32)
+    clf.eval()
+    with torch.no_grad():
+        want = clf(x)
+    fast = _inference_copy(clf)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in clf.modules()) == 4  # the original keeps them
+    torch.testing.assert_close(_logits(clf, x, batch_size=10), want, atol=1e-4, rtol=1e-4)
+    tagger = _tagger_net(TaggerConfig(width=8, pose_width=8)).eval()
+    x64 = torch.randn(9, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(_logits(tagger, x64), tagger(x64), atol=1e-4, rtol=1e-4)
+    clf.train()
+    assert _inference_copy(clf) is clf  # a network in training is not folded
+    assert _logits(clf.eval(), x[:0]).numel() == 0
