@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -20,7 +21,7 @@ from primekit.toyworld.train import _net, _sized
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The models primekit ships today (each with weights and record).
-SHIPPED = ("classifier",)
+SHIPPED = ("classifier", "clip")
 CONFIGS = {
     "classifier": lambda: tw.ClassifierConfig(seed=0).key,
     "tagger": lambda: tw.TaggerConfig(seed=1).key,
@@ -53,6 +54,41 @@ def test_shipped_classifier_loads_strictly():
     clf = _sized(_net(len(tw.CLASSES), 16, 32), 32)
     clf.load_state_dict(_shipped.load_weights(_shipped.weights_path("classifier", 0)))
     assert _shipped.shipped_record("classifier", 0)["metrics"]["val_accuracy"] > 0.8
+
+
+def _unbuilt_world(tmp_path):
+    """The seed-0 world's handle (its keys, a folder) without building it: enough to resolve the
+    shipped models, which are picked by key."""
+    return tw.ToyWorld(tmp_path / "world", tw.WorldConfig(seed=0))
+
+
+def _fresh_images(n: int, seed: int = 123):
+    """``n`` natural images of the world drawn apart from every split (own seed), with their truth."""
+    table = tw.sample_attributes(n, seed=seed)
+    return tw.render(table), table
+
+
+def test_shipped_clip_unpacks_into_an_open_clip_folder_and_matches_its_record(tmp_path):
+    import open_clip
+    from sklearn.metrics import roc_auc_score
+
+    world = _unbuilt_world(tmp_path)
+    path = tw.clip_dir(world=world, seed=0)
+    digest = _shipped.file_digest(_shipped.weights_path("clip", 0))[:12]
+    assert path.parent == world.root and path.name.endswith(digest)
+    # open_clip's own local-dir loader, strict: every tensor of the architecture is in the file
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
+    assert tw.clip_dir(world=world, seed=0) == path  # unpacked once, reused
+    model.eval()
+    images, table = _fresh_images(1000)
+    with torch.no_grad():
+        img = model.encode_image(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0, normalize=True)
+        txt = model.encode_text(tokenizer([tw.attribute_prompt(a) for a in tw.ATTRIBUTES]), normalize=True)
+    sims = (img @ txt.T).numpy()
+    aurocs = [roc_auc_score(table[a], sims[:, j]) for j, a in enumerate(tw.ATTRIBUTES) if 0 < table[a].sum() < len(table)]
+    recorded = _shipped.shipped_record("clip", 0)["metrics"]["mean_auroc"]
+    assert sum(aurocs) / len(aurocs) >= recorded - 0.03
 
 
 def test_shipped_weights_are_not_used_for_another_world_or_settings():
