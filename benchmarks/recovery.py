@@ -174,9 +174,10 @@ def plot_frontier(scores: pd.DataFrame, *, max_q: float, ax=None):
         line = g[g["level"].notna()].sort_values("level")
         (handle,) = ax.plot(line["recall"], line["precision"], marker="o", ms=3, label=f"s = {s}, q-value filter")
         # one label per point: levels with the same precision and recall share it ("0.05-0.5")
-        for _, same in line.groupby(["recall", "precision"], sort=False):
+        for i, (_, same) in enumerate(line.groupby(["recall", "precision"], sort=False)):
             text = f"{same.level.min():g}" + (f"-{same.level.max():g}" if len(same) > 1 else "")
-            ax.annotate(text, (same.recall.iloc[0], same.precision.iloc[0]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+            ax.annotate(text, (same.recall.iloc[0], same.precision.iloc[0]), fontsize=6,
+                        xytext=(3, -8 - 7 * (i % 3)), textcoords="offset points")  # staggered: points sit close
         paper = g[g["level"].isna()].iloc[0]
         ax.scatter([paper.recall], [paper.precision], marker="s", color=handle.get_color(), label=f"s = {s}, paper (no filter)")
         mine = line[np.isclose(line["level"], max_q)].iloc[0]
