@@ -300,7 +300,7 @@ def run_demo(
         Seed of the world and of every model (primekit ships the models of seed 0).
     min_size, min_drop, necessity, max_tags :
         The search (s, a, b, l of the paper); ``min_size`` defaults to 50 (10 with ``smoke``).
-    max_q : float or None, default :data:`~primekit.statistics.RECOMMENDED_MAX_Q` (0.1)
+    max_q : float or None, default :data:`~primekit.statistics.RECOMMENDED_MAX_Q` (0.3)
         Keep only the modes whose q-value is at most this (:mod:`primekit.statistics`); the
         paper's other modes go to ``filtered_out.csv``. None: the paper's definition, unfiltered
         (``benchmarks/recovery.py`` measures both on five toy worlds).
