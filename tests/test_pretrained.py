@@ -21,7 +21,7 @@ from primekit.toyworld.train import _net, _sized
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The models primekit ships today (each with weights and record).
-SHIPPED = ("classifier", "clip")
+SHIPPED = ("classifier", "tagger", "clip")
 CONFIGS = {
     "classifier": lambda: tw.ClassifierConfig(seed=0).key,
     "tagger": lambda: tw.TaggerConfig(seed=1).key,
@@ -66,6 +66,21 @@ def _fresh_images(n: int, seed: int = 123):
     """``n`` natural images of the world drawn apart from every split (own seed), with their truth."""
     table = tw.sample_attributes(n, seed=seed)
     return tw.render(table), table
+
+
+def test_shipped_tagger_is_served_and_tags_new_images_as_recorded(tmp_path):
+    config = tw.TaggerConfig(seed=1)
+    model = tw.train_tagger(_unbuilt_world(tmp_path), config=config)
+    assert model.source_ == "shipped" and model.weights_file_ == _shipped.weights_path("tagger", 0)
+    images, table = _fresh_images(1500)
+    with torch.no_grad():
+        scores = torch.sigmoid(model(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0)).numpy()
+    truth = table[list(tw.ATTRIBUTES)].astype(bool)
+    quality = tw.tagger_quality(pd.DataFrame(scores >= 0.5, index=truth.index, columns=truth.columns), truth)
+    record = _shipped.shipped_record("tagger", 0)["metrics"]
+    # 1,500 fresh images against the record's 12,000 val images: means agree to sampling noise
+    assert quality["precision"].mean() >= record["mean_precision"] - 0.04
+    assert quality["recall"].mean() >= record["mean_recall"] - 0.04
 
 
 def test_shipped_clip_unpacks_into_an_open_clip_folder_and_matches_its_record(tmp_path):
