@@ -96,7 +96,7 @@ def _batches(tags: Any, argument: str) -> Iterator:
         yield from tags.select(_check_columns(tags.schema.names, argument)).to_batches()
         return
     if isinstance(tags, (str, os.PathLike)):
-        dataset = _open(Path(tags), argument)
+        dataset = open_tag_dataset(Path(tags), argument)
     elif isinstance(tags, ds.Dataset):
         dataset = tags
     else:
@@ -111,7 +111,8 @@ def _batches(tags: Any, argument: str) -> Iterator:
         raise ValueError(f"{argument}: cannot read {str(tags)!r}: {exc}") from exc
 
 
-def _open(path: Path, argument: str):
+def open_tag_dataset(path: Path, argument: str):
+    """The tag table at ``path`` (Parquet file or folder, or CSV) as a pyarrow Dataset, read lazily."""
     import pyarrow.dataset as ds
 
     if not path.exists():

@@ -8,9 +8,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ._bitsets import open_tag_dataset
 from .io import table_suffix
 from .samples import read_samples, select_split
 from .search import DEFAULT_NECESSITY, find_failure_modes, search_settings, write_modes
@@ -131,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_q is not None and not 0 < args.max_q <= 1:
         raise ValueError(f"--max-q: must lie in (0, 1], got {args.max_q}")
     started = time.perf_counter()
-    samples = select_split(read_samples(samples_path, argument="samples"), args.split, argument="--split")
+    every = read_samples(samples_path, argument="samples")
+    samples = select_split(every, args.split, argument="--split")
+    tags_input = _without_other_splits(tags_path, every, samples) if args.ray is None else tags_path
     index = pd.Index(samples["id"], name="id")
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         return _finish(*_filtered(modes, args.max_q), args, labels, started)
     # the long table goes to the search as it is: packed by class from its codes
     modes = find_failure_modes(
-        tags_path,
+        tags_input,
         labels,
         correct,
         threshold=threshold,
@@ -162,6 +167,22 @@ def run(args: argparse.Namespace) -> int:
         max_q=None if args.max_q is None else 1.0,
     )
     return _finish(*_filtered(modes, args.max_q), args, labels, started)
+
+
+def _without_other_splits(tags_path: str, every: pd.DataFrame, samples: pd.DataFrame) -> Any:
+    """The tag table without the rows of samples in other splits (read lazily, by a dataset filter).
+
+    Tags are usually computed once for a whole folder; searching one split must not report the
+    other splits' images as ids "without a sample". Ids that are in no split still are.
+    """
+    other = np.setdiff1d(every["id"].astype(str).to_numpy(), samples["id"].astype(str).to_numpy())
+    if len(other) == 0:
+        return tags_path
+    import pyarrow as pa  # on first use, as in _bitsets: `import primekit` stays fast
+    import pyarrow.compute as pc
+
+    dataset = open_tag_dataset(Path(tags_path), "--tags")
+    return dataset.filter(~pc.field("id").isin(pa.array(other, type=pa.string())))
 
 
 def _filtered(modes: pd.DataFrame, max_q: float | None) -> tuple[pd.DataFrame, str]:

@@ -142,7 +142,15 @@ def test_split_searches_one_split_and_tags_of_other_images_are_counted_not_fatal
     args = ["--tags", str(d / "tags.parquet"), "--min-size", "10", "--min-drop", "0.2"]
     assert main(["search", "--samples", str(d / "split.csv"), "--split", "val",
                  "--out", str(d / "a.csv"), *args]) == 0
-    assert "of split val" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "of split val" in err
+    assert "have no sample" not in err  # the other split's images are not strays...
+    long = pd.read_parquet(d / "tags.parquet")
+    pd.concat([long, long.iloc[:2].assign(id="zzz")]).to_parquet(d / "tags_stray.parquet")
+    assert main(["search", "--samples", str(d / "split.csv"), "--split", "val", "--out",
+                 str(d / "s.csv"), *args[2:], "--tags", str(d / "tags_stray.parquet")]) == 0
+    assert "1 tagged id(s) have no sample, left out" in capsys.readouterr().err  # ...an id in no split is
+    pd.testing.assert_frame_equal(read_modes(d / "a.csv"), read_modes(d / "s.csv"))
     assert main(["search", "--samples", str(d / "val_only.csv"), "--out", str(d / "b.csv"), *args]) == 0
     assert "tagged id(s) have no sample, left out" in capsys.readouterr().err  # counted, not fatal
     pd.testing.assert_frame_equal(read_modes(d / "a.csv"), read_modes(d / "b.csv"))
