@@ -63,8 +63,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+# scipy.stats and statsmodels take about a second to import, more than a search of Living17: they
+# are imported by the functions that use them, so that `import primekit` and a search without
+# max_q do not pay for them.
 
 __all__ = [
     "RECOMMENDED_MAX_Q",
@@ -122,6 +124,7 @@ def difference_pvalue(
     every group of the lattice has its own (``min_drop / w``). A sample of size 0 makes the
     difference undefined: its p-value is 1 (nothing is shown).
     """
+    from scipy import stats
     count1, nobs1, count2, nobs2 = (np.asarray(x, dtype=np.float64) for x in (count1, nobs1, count2, nobs2))
     p1, v1 = _ac(count1, nobs1)
     p2, v2 = _ac(count2, nobs2)
@@ -134,6 +137,7 @@ def difference_interval(
     count1: np.ndarray, nobs1: np.ndarray, count2: np.ndarray, nobs2: np.ndarray, *, confidence: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided Agresti-Caffo interval of ``p1 - p2`` (statsmodels), NaN where a sample is empty."""
+    from statsmodels.stats.proportion import confint_proportions_2indep
     count1, nobs1, count2, nobs2 = (np.asarray(x, dtype=np.float64) for x in (count1, nobs1, count2, nobs2))
     with np.errstate(invalid="ignore", divide="ignore"):  # empty samples are masked below
         low, high = confint_proportions_2indep(
@@ -148,6 +152,7 @@ def q_values(p_values: np.ndarray, *, method: str = "bh") -> np.ndarray:
 
     ``scipy.stats.false_discovery_control``; NaN p-values (untested rows) stay NaN and do not count.
     """
+    from scipy import stats
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
@@ -178,6 +183,7 @@ def _betabinom_concentration(correct: np.ndarray, nobs: np.ndarray, mean: np.nda
     beta-binomial likelihood of the observed counts (a pseudo-likelihood: nested groups share
     images). Large kappa = groups rarely deviate from their predicted accuracy.
     """
+    from scipy import optimize, stats
     m = np.clip(mean, 1e-4, 1.0 - 1e-4)
 
     def nll(log_kappa: float) -> float:
@@ -216,6 +222,7 @@ def _no_interaction_prior(tags: list[tuple], accuracy: np.ndarray, class_accurac
     ``logit A_S ~ logit A_c + sum_t (logit A_t - logit A_c)``: the tags' effects without any
     interaction. A single tag is predicted by the class accuracy.
     """
+    from scipy import special
     eps = 1e-3
     base = special.logit(np.clip(class_accuracy, eps, 1 - eps))
     single = {t[0]: special.logit(np.clip(a, eps, 1 - eps)) - base for t, a in zip(tags, accuracy) if len(t) == 1}
@@ -274,6 +281,7 @@ def lattice_statistics(
     DataFrame
         Same index as ``lattice``, the columns of :data:`STATISTIC_COLUMNS`.
     """
+    from statsmodels.stats.proportion import proportion_confint
     n = lattice["size"].to_numpy(np.int64)
     k = np.rint(lattice["accuracy"].to_numpy(np.float64) * n).astype(np.int64)
     n_class = class_counts["size"].reindex(lattice["class"]).to_numpy(np.int64)
