@@ -44,13 +44,17 @@ LONG = ("living17-25-long", "imagenet-long")
 SCENARIOS = MATRIX + LONG
 TINY = "tiny"  # run.py's test scenario: for the tests only, not in the default run
 
+#: the parts both input forms end with: the one engine and the one result table
+SHARED_PARTS = {
+    "kernel": ("primekit._engine", "", "search_class"),
+    "result table and descriptions": ("primekit._class_search", "", "_table"),
+}
 #: the parts of a call on a boolean matrix: name -> (module, owner attribute path, function)
 MATRIX_PARTS = {
     "validate (ids, matrix, labels, correct)": ("primekit.search", "", "as_split"),
     "class codes and rows": ("primekit.split", "TaggedSplit", "class_rows"),
     "pack classes (bitsets)": ("primekit._class_search", "", "_class_data"),
-    "kernel": ("primekit._engine", "", "search_class"),
-    "result table and descriptions": ("primekit._class_search", "", "_table"),
+    **SHARED_PARTS,
 }
 LONG_PARTS = {
     "encode (read, ids, group by class)": ("primekit.search", "", "encode_long_table"),
@@ -61,8 +65,7 @@ LONG_PARTS = {
     "  count by class": ("primekit._bitsets", "", "_count"),
     "  group by class": ("primekit._bitsets", "", "_place"),
     "pack classes (bitsets)": ("primekit._bitsets", "LongTags", "class_bits"),
-    "kernel": ("primekit._engine", "", "search_class"),
-    "result table and descriptions": ("primekit._class_search", "", "_table"),
+    **SHARED_PARTS,
 }
 
 
