@@ -225,9 +225,24 @@ def test_expected_drop_shrinks_noise_and_keeps_a_real_drop():
     assert noise["expected_drop"].abs().mean() < 0.8 * noise["drop"].abs().mean()
     real = lattice[lattice["tags"] == ("a",)].iloc[0]
     assert 0 < real["drop"] - real["expected_drop"] < 0.05
-    # the posterior mean of the beta-binomial model: between the observed and the prior accuracy
-    shrunk, kappa = statistics.shrunk_accuracy(np.array([10, 90]), np.array([40, 100]), np.array([0.8, 0.8]))
-    assert kappa > 0 and 10 / 40 < shrunk[0] < 0.8 and 0.8 < shrunk[1] < 0.9
+    # the posterior mean of the two-group model: between the observed and the prior accuracy; a
+    # group far from its prediction on many images keeps its own accuracy (the "far" group), one
+    # near it is pulled to the prediction
+    correct, nobs = np.array([10, 90, 40, 41, 39, 170]), np.array([40, 100, 50, 50, 50, 200])
+    shrunk, kappa, pi = statistics.shrunk_accuracy(correct, nobs, np.full(6, 0.8))
+    assert kappa > 0 and 0 < pi <= 0.5
+    assert 10 / 40 < shrunk[0] < (10 + 1) / (40 + 2) + 1e-3  # far: (k + 1) / (n + 2), barely shrunk
+    assert 0.8 < shrunk[1] < 0.9 and 0.8 < shrunk[5] < 0.85
+    pulled = (correct / nobs - shrunk)[[0, 5]] / (correct / nobs - 0.8)[[0, 5]]  # share of the way to the prediction
+    assert pulled[0] < 0.05 and pulled[1] > 0.2
+    # the posterior mean is the mixture of the two groups' posterior means, by their posterior odds
+    near = stats.betabinom.pmf(correct, nobs, kappa * 0.8, kappa * 0.2) * (1 - pi)
+    far = pi / (nobs + 1.0)
+    mixed = (near * (correct + kappa * 0.8) / (nobs + kappa) + far * (correct + 1) / (nobs + 2)) / (near + far)
+    np.testing.assert_allclose(shrunk, mixed, rtol=1e-10)
+    one, kappa1, pi1 = statistics.shrunk_accuracy(np.array([3, 4]), np.array([10, 10]), np.array([0.5, 0.5]))
+    assert (kappa1, pi1) == (1.0, 0.0)  # two groups cannot fit two parameters: a weak one-group prior
+    np.testing.assert_allclose(one, (np.array([3, 4]) + 0.5) / 11)
 
 
 def test_drop_calibration_measures_each_estimate_against_the_test_drop():
@@ -239,6 +254,11 @@ def test_drop_calibration_measures_each_estimate_against_the_test_drop():
     assert observed.loc["drop", "n"] == 3  # the row without a test drop is left out
     assert observed.loc["drop", "mean_error"] == pytest.approx((0.05 + 0.1 + 0.1) / 3)
     assert observed.loc["expected_drop", "mean_absolute_error"] == pytest.approx(0.05 / 3)
+    assert observed.loc["drop", "mean_squared_error"] == pytest.approx((0.05**2 + 0.1**2 + 0.1**2) / 3)
+    paired = np.array([0.0, 0.0, 0.05**2]) - np.array([0.05**2, 0.1**2, 0.1**2])
+    assert observed.loc["expected_drop", "mse_difference"] == pytest.approx(paired.mean())
+    assert observed.loc["expected_drop", "mse_difference_se"] == pytest.approx(paired.std(ddof=1) / np.sqrt(3))
+    assert observed.loc["drop", "mse_difference"] == 0.0
     assert set(bins["estimate"]) == {"drop", "expected_drop"} and bins["n"].sum() == 6
     with pytest.raises(ValueError, match="test_drop"):
         statistics.drop_calibration(recovered.drop(columns="test_drop"))
