@@ -11,7 +11,9 @@ level``. A mode is *real* when the oracle split (10x val) confirms it within the
 kept. ``test_share`` is the share of kept modes whose drop on the test split is >= 25% (Fig. 9).
 The calibration table compares the observed drop on val with the shrunk ``expected_drop`` as
 predictions of the drop on the test split and on the oracle split (pooled over the worlds; issue
-14, item 2).
+14, item 2; rank them by the mean squared error, see ``primekit.statistics.drop_calibration``).
+The envelope table (and the dashed lines of the plot) keeps the modes whose raw p-value is at
+most a common threshold: what any step-up procedure on these p-values could reach.
 
 A single world's precision and recall move by +-0.1 with its seed: the modes near the thresholds
 fall on either side of them by the sampling noise of val. The mean over seeds is the number to trust.
@@ -91,22 +93,34 @@ def measure(
     return pd.concat(frames, ignore_index=True)
 
 
-def score(modes: pd.DataFrame, levels: tuple[float | None, ...] = (None, *LEVELS)) -> pd.DataFrame:
+#: Issue 14's targets per min_size: (mean precision, mean recall) at the defaults.
+TARGETS = {30: (0.90, 0.60), 50: (0.95, 0.90)}
+
+#: Common thresholds on the raw p-value (``max(p_drop, p_necessity)``) for the envelope.
+P_THRESHOLDS = (0.001, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+
+
+def score(
+    modes: pd.DataFrame, levels: tuple[float | None, ...] = (None, *LEVELS), *, column: str = "q_value"
+) -> pd.DataFrame:
     """One row per (seed, min_size, level): modes kept, precision, recall, share with test drop >= 25%.
 
     ``level`` None is the paper's definition (no filter); recall counts the oracle's clear modes
-    (``n_clear``), found or not.
+    (``n_clear``), found or not. ``column="p_value"`` keeps the modes whose raw p-value is at most
+    the level instead: every step-up procedure on these p-values (BH and its variants) keeps such
+    a set in each world, so the frontier of common thresholds shows what any of them could reach.
     """
     rows = []
+    name = "q" if column == "q_value" else "p"
     for (seed, s), group in modes.groupby(["seed", "min_size"], sort=True):
         n_clear = int(group["n_clear"].iloc[0])
         for level in levels:
-            kept = group if level is None else group[group["q_value"] <= level]
+            kept = group if level is None else group[group[column] <= level]
             rows.append(
                 {
                     "seed": seed,
                     "min_size": s,
-                    "filter": "paper" if level is None else f"q<={level:g}",
+                    "filter": "paper" if level is None else f"{name}<={level:g}",
                     "level": np.nan if level is None else level,
                     "modes": len(kept),
                     "precision": float(kept["real"].mean()) if len(kept) else np.nan,
@@ -164,15 +178,34 @@ def markdown(scores: pd.DataFrame, *, max_q: float) -> str:
     return "\n".join(lines)
 
 
-def plot_frontier(scores: pd.DataFrame, *, max_q: float, ax=None):
-    """Mean precision against mean recall over the filter levels, one line per min_size."""
+def envelope_table(envelope: pd.DataFrame) -> str:
+    """Mean modes (min), precision and recall over the worlds per common p threshold and min_size."""
+    means = envelope.groupby(["min_size", "level"]).agg(
+        modes=("modes", "mean"), fewest=("modes", "min"), precision=("precision", "mean"), recall=("recall", "mean")
+    ).reset_index()
+    means["modes"] = [f"{m:.1f} ({f})" for m, f in zip(means["modes"], means["fewest"])]
+    return _markdown_table(means.drop(columns="fewest").rename(columns={"level": "p <="}).round(3))
+
+
+def plot_frontier(
+    scores: pd.DataFrame, *, max_q: float, envelope: pd.DataFrame | None = None,
+    targets: dict[int, tuple[float, float]] | None = None, ax=None,
+):
+    """Mean precision against mean recall over the filter levels, one line per min_size.
+
+    ``envelope`` (``score(..., column="p_value")``): a dashed line per min_size, the frontier of
+    common thresholds on the raw p-value. ``targets``: ``{min_size: (precision, recall)}``, the
+    corner of the region a setting should reach (dotted).
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(5.5, 4.5))[1]
     means = scores.groupby(["min_size", "filter", "level"], dropna=False)[["precision", "recall"]].mean().reset_index()
+    colors = {}
     for s, g in means.groupby("min_size"):
         line = g[g["level"].notna()].sort_values("level")
         (handle,) = ax.plot(line["recall"], line["precision"], marker="o", ms=3, label=f"s = {s}, q-value filter")
+        colors[s] = handle.get_color()
         # one label per point: levels with the same precision and recall share it ("0.05-0.5")
         for i, (_, same) in enumerate(line.groupby(["recall", "precision"], sort=False)):
             text = f"{same.level.min():g}" + (f"-{same.level.max():g}" if len(same) > 1 else "")
@@ -183,6 +216,16 @@ def plot_frontier(scores: pd.DataFrame, *, max_q: float, ax=None):
         mine = line[np.isclose(line["level"], max_q)].iloc[0]
         ax.scatter([mine.recall], [mine.precision], marker="*", s=160, color=handle.get_color(), edgecolor="k", zorder=3,
                    label=f"s = {s}, default q <= {max_q:g}")
+    if envelope is not None:
+        env = envelope.groupby(["min_size", "level"])[["precision", "recall"]].mean().reset_index()
+        for s, g in env.groupby("min_size"):
+            g = g.sort_values("level")
+            ax.plot(g["recall"], g["precision"], ls="--", lw=0.9, color=colors.get(s), marker=".", ms=3,
+                    label=f"s = {s}, any common threshold on the p-value")
+    for s, (precision, recall) in (targets or {}).items():
+        if s in colors:
+            ax.plot([recall, recall, 1.0], [1.0, precision, precision], ls=":", lw=1.2, color=colors[s],
+                    label=f"s = {s}, target (P >= {precision:g}, R >= {recall:g})")
     ax.set_xlabel("recall (mean over worlds)")
     ax.set_ylabel("precision (mean over worlds)")
     ax.set_title("Precision-recall frontier of the q-value filter (toy worlds)", fontsize=9)
@@ -212,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = measure(args.seeds, args.min_size, smoke=args.smoke, progress=args.progress)
     scores = score(modes)
     errors = calibration(modes, max_q=args.max_q)
-    text = markdown(scores, max_q=args.max_q) + "\n\n" + _markdown_table(errors.round(3))
+    envelope = score(modes, P_THRESHOLDS, column="p_value")
+    text = "\n\n".join([markdown(scores, max_q=args.max_q), _markdown_table(errors.round(4)), envelope_table(envelope)])
     print(text)
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        ax = plot_frontier(scores, max_q=args.max_q)
+        ax = plot_frontier(scores, max_q=args.max_q, envelope=envelope, targets=TARGETS)
         ax.figure.savefig(args.plot, dpi=130, bbox_inches="tight")
     return 0 if np.isfinite(scores["precision"].fillna(0)).all() else 1
 

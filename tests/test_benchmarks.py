@@ -121,6 +121,12 @@ def test_recovery_benchmark_on_smoke_worlds(primekit_home, tmp_path):
     assert "| 10 | paper | 1 |" in text and "| 10 | q<=0.1 | 1 |" in text
     ax = recovery.plot_frontier(scores, max_q=0.1)
     assert len(ax.lines) == 2
+    envelope = recovery.score(modes, recovery.P_THRESHOLDS, column="p_value")
+    assert set(envelope["filter"]) == {f"p<={t:g}" for t in recovery.P_THRESHOLDS}
+    for _, g in envelope.groupby("min_size"):
+        assert g.sort_values("level")["modes"].is_monotonic_increasing
+    assert "| p <= |" in recovery.envelope_table(envelope)
+    assert len(recovery.plot_frontier(scores, max_q=0.1, envelope=envelope).lines) == 4
     errors = recovery.calibration(modes, max_q=0.1)
     assert set(errors["estimate"]) == {"drop", "expected_drop"} and set(errors["target"]) == {"test_drop", "oracle_drop"}
     paper_rows = errors[(errors["modes"] == "paper") & (errors["target"] == "oracle_drop")]
