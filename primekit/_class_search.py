@@ -245,13 +245,11 @@ class _ClassResult:
     is_mode: np.ndarray
 
 
-def _tag_tuples(items: np.ndarray, names: np.ndarray) -> list[tuple]:
-    """Rows of -1-padded tag indices -> sorted tuples of tag names (vectorised per length)."""
-    width = items.shape[1]
-    ordered = np.sort(np.where(items < 0, np.iinfo(np.int64).max, items), axis=1)
-    lengths = (items >= 0).sum(axis=1)
-    out: list[tuple] = [()] * len(items)
-    for k in range(1, width + 1):
+def _tag_tuples(ordered: np.ndarray, lengths: np.ndarray, names: np.ndarray) -> list[tuple]:
+    """Rows of sorted tag indices (``lengths`` of them used) -> tuples of tag names (vectorised
+    per length)."""
+    out: list[tuple] = [()] * len(ordered)
+    for k in range(1, ordered.shape[1] + 1):
         rows = np.flatnonzero(lengths == k)
         if len(rows):
             for i, t in zip(rows.tolist(), map(tuple, names[ordered[rows, :k]].tolist())):
@@ -260,42 +258,45 @@ def _tag_tuples(items: np.ndarray, names: np.ndarray) -> list[tuple]:
 
 
 def _table(results: list[_ClassResult], lattice: bool) -> pd.DataFrame:
-    """One DataFrame from the raw arrays of every class, built once (not per class)."""
+    """One DataFrame from the raw arrays of every class, built once (not per class), in order."""
     columns = list(LATTICE_COLUMNS if lattice else MODE_COLUMNS)
     if not results:
         return _empty(columns)
     counts = [len(r.sizes) for r in results]
-    n_tags = np.concatenate([(r.items >= 0).sum(axis=1) for r in results]).astype(np.int64)
+    items = np.concatenate([r.items for r in results])
+    n_tags = (items >= 0).sum(axis=1).astype(np.int64)
     sizes = np.concatenate([r.sizes for r in results]).astype(np.int64)
     acc = np.concatenate([r.corr for r in results]) / sizes
-    class_acc = np.repeat([r.cd.accuracy for r in results], counts)
+    rank = np.repeat([r.rank for r in results], counts)
+    # tags within a class are indices into its names, which are sorted: index order is name order
+    ordered = np.sort(np.where(items < 0, np.iinfo(np.int64).max, items), axis=1)
+    order = np.lexsort((*ordered.T[::-1], acc, n_tags, rank))
     # one vocabulary for all classes: each class's tag indices shifted past the previous classes'
     shift = np.cumsum([0] + [len(r.cd.names) for r in results[:-1]])
-    items = np.concatenate([np.where(r.items < 0, -1, r.items + d) for r, d in zip(results, shift)])
-    tags = _tag_tuples(items, np.concatenate([r.cd.names for r in results]))
-    labels = np.empty(len(sizes), dtype=object)
-    labels[:] = [r.cd.label for r, c in zip(results, counts) for _ in range(c)]
-    frame = pd.DataFrame(
-        {
-            "class": labels,
-            "tags": tags,
-            "n_tags": n_tags,
-            "size": sizes,
-            "accuracy": acc,
-            "class_accuracy": class_acc,
-            "drop": class_acc - acc,
-            "necessity_margin": np.where(
-                n_tags == 1, np.nan, np.concatenate([r.margins for r in results])
-            ),
-        }
-    )
+    ordered = ordered[order] + np.repeat(shift, counts)[order, None]
+    n_tags, sizes, acc = n_tags[order], sizes[order], acc[order]
+    tags = _tag_tuples(ordered, n_tags, np.concatenate([r.cd.names for r in results]))
+    class_labels = np.empty(len(results), dtype=object)
+    class_labels[:] = [r.cd.label for r in results]
+    labels = np.repeat(class_labels, counts)[order]
+    class_acc = np.repeat([r.cd.accuracy for r in results], counts)[order]
+    frame = {
+        "class": labels,
+        "tags": tags,
+        "n_tags": n_tags,
+        "size": sizes,
+        "accuracy": acc,
+        "class_accuracy": class_acc,
+        "drop": class_acc - acc,
+        "necessity_margin": np.where(
+            n_tags == 1, np.nan, np.concatenate([r.margins for r in results])[order]
+        ),
+    }
     if lattice:
-        frame["is_failure_mode"] = np.concatenate([r.is_mode for r in results]).astype(bool)
+        frame["is_failure_mode"] = np.concatenate([r.is_mode for r in results]).astype(bool)[order]
     else:
-        frame["description"] = [describe(c, t) for c, t in zip(labels, tags)]
-    key = ["\x00".join(t) for t in tags]
-    order = np.lexsort((key, acc, n_tags, np.repeat([r.rank for r in results], counts)))
-    return frame.iloc[order].reset_index(drop=True)[columns]
+        frame["description"] = list(map(describe, labels.tolist(), tags))
+    return pd.DataFrame(frame, columns=columns)
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

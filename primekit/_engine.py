@@ -20,14 +20,14 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["popcounts", "search_class", "check_mode", "group_stats"]
+__all__ = ["ctpop", "popcounts", "search_class", "check_mode", "group_stats"]
 
 # Tolerance of the paper's inclusive comparisons, in favour of inclusion (DESIGN.md).
 TOL = 1e-9
 
 
 @intrinsic
-def _ctpop(typingctx, x):
+def ctpop(typingctx, x):
     """Hardware popcount of a uint64 (LLVM ``ctpop``; ``popcnt`` on x86-64)."""
     sig = types.uint64(types.uint64)
 
@@ -42,7 +42,7 @@ def _ctpop(typingctx, x):
 def _popcount(row):
     n = 0
     for w in range(row.shape[0]):
-        n += _ctpop(row[w])
+        n += ctpop(row[w])
     return n
 
 
@@ -62,7 +62,7 @@ def _intersection_count(bits, items, n_items):
         v = bits[items[0], w]
         for i in range(1, n_items):
             v &= bits[items[i], w]
-        n += _ctpop(v)
+        n += ctpop(v)
     return n
 
 
@@ -289,13 +289,13 @@ def _leaves(bits, ebits, lvl_bits, lvl_ebits, lvl_tag, d, k, count_d, items, acc
     for k2 in range(k + 1, count_d):
         e2 = 0
         for w in range(e_words):
-            e2 += _ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
+            e2 += ctpop(lvl_ebits[d, k, w] & lvl_ebits[d, k2, w])
         if e2 < leaf_errors:
             continue
         most = e2 / leaf_slack
         n2 = 0
         for w in range(n_words):
-            n2 += _ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
+            n2 += ctpop(lvl_bits[d, k, w] & lvl_bits[d, k2, w])
             if n2 > most:
                 break
         if n2 > most or n2 < min_size:
@@ -326,14 +326,14 @@ def _extend_level(lvl_bits, lvl_ebits, lvl_tag, lvl_n, lvl_e, d, k, count_d, min
         for w in range(e_words):
             v = lvl_ebits[d, k, w] & lvl_ebits[d, k2, w]
             lvl_ebits[d + 1, cc, w] = v
-            e2 += _ctpop(v)
+            e2 += ctpop(v)
         if e2 < min_errors:
             continue
         n2 = 0
         for w in range(n_words):
             v = lvl_bits[d, k, w] & lvl_bits[d, k2, w]
             lvl_bits[d + 1, cc, w] = v
-            n2 += _ctpop(v)
+            n2 += ctpop(v)
         if n2 >= min_size:
             lvl_tag[d + 1, cc] = lvl_tag[d, k2]
             lvl_n[d + 1, cc] = n2

@@ -5,9 +5,11 @@ over the class's samples and over its misclassified samples. They are packed her
 input without building anything larger than the class:
 
 - a boolean matrix (:class:`MatrixBits`): the class's rows are read once, in the matrix's memory
-  order (C or Fortran, no copy), and the 64-sample words of every tag fill together
-  (branch-free, so the loop vectorises); the counts are popcounts of the words, T_c the tags that
-  reach ``min_count``;
+  order (C or Fortran, no copy). Row-major: each row's bytes are OR-ed 8 tags per uint64
+  operation into byte blocks of 8 samples, and every 64 samples an 8 x 8 byte transpose turns
+  the blocks into one word per tag; tag-major: 8 consecutive samples of a tag are read as one
+  uint64 and gathered into a byte by one multiplication. The counts are popcounts of the words,
+  T_c the tags that reach ``min_count``; a scratch buffer per thread holds every tag's words;
 - (row, tag) code pairs of a long tag table (:func:`pack_pairs`, used by ``primekit._bitsets``):
   one counting pass, then one bit set per pair.
 
@@ -17,15 +19,20 @@ is an order of magnitude slower along this axis, and a ``bitwise_or.at`` scatter
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
-from ._engine import popcounts
+from ._engine import ctpop
 
 __all__ = ["ClassBits", "MatrixBits", "pack_pairs"]
+
+_NO_WIDE = np.zeros((0, 0), np.uint64)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,20 @@ class ClassBits:
     walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
     n: int
     accuracy: float
+
+
+@intrinsic
+def _load64(typingctx, line, start):
+    """The 8 bytes ``line[start:start + 8]`` of a C-contiguous uint8 array as one little-endian
+    uint64, at any alignment (one unaligned load; numpy cannot view a row at an odd offset)."""
+    sig = types.uint64(line, start)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        pointer = builder.gep(array.data, [args[1]])
+        return builder.load(builder.bitcast(pointer, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -121,68 +142,163 @@ def _pack_class(rows, tags, correct, n_vocab, min_count):
 
 
 @njit(cache=True, nogil=True)
-def _bits_by_row(matrix, rows, which, bits):
-    """``bits[t]`` bit ``i`` = ``matrix[rows[which[i]], t]``, for every tag t.
+def _flush(blocks, out, w):
+    """Word ``w`` of every tag from the 8 byte blocks of 64 samples: ``out[w, t]``.
 
-    Branch-free and contiguous (each row is read in order and the 64-sample words of all tags
-    fill together), so the inner loop vectorises.
+    ``blocks[b, t]`` bit ``r`` is sample ``8 b + r`` of tag ``t``; viewed as uint64 each word holds
+    8 tags of one block, and an 8 x 8 byte transpose (three swap stages) turns the 8 words of a
+    group of 8 tags into one word per tag. The blocks are cleared for the next 64 samples.
     """
-    n_tags = matrix.shape[1]
-    word = np.zeros(n_tags, np.uint64)
-    n = which.shape[0]
+    wide = blocks.view(np.uint64)
+    row = out[w]
+    m1, m2, m3 = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF), np.uint64(0xFFFFFFFF)
+    s1, s2, s3 = np.uint64(8), np.uint64(16), np.uint64(32)
+    for g in range(wide.shape[1]):
+        a0, a1, a2, a3 = wide[0, g], wide[1, g], wide[2, g], wide[3, g]
+        a4, a5, a6, a7 = wide[4, g], wide[5, g], wide[6, g], wide[7, g]
+        b0, b1 = (a0 & m1) | ((a1 & m1) << s1), ((a0 >> s1) & m1) | (a1 & ~m1)
+        b2, b3 = (a2 & m1) | ((a3 & m1) << s1), ((a2 >> s1) & m1) | (a3 & ~m1)
+        b4, b5 = (a4 & m1) | ((a5 & m1) << s1), ((a4 >> s1) & m1) | (a5 & ~m1)
+        b6, b7 = (a6 & m1) | ((a7 & m1) << s1), ((a6 >> s1) & m1) | (a7 & ~m1)
+        c0, c2 = (b0 & m2) | ((b2 & m2) << s2), ((b0 >> s2) & m2) | (b2 & ~m2)
+        c1, c3 = (b1 & m2) | ((b3 & m2) << s2), ((b1 >> s2) & m2) | (b3 & ~m2)
+        c4, c6 = (b4 & m2) | ((b6 & m2) << s2), ((b4 >> s2) & m2) | (b6 & ~m2)
+        c5, c7 = (b5 & m2) | ((b7 & m2) << s2), ((b5 >> s2) & m2) | (b7 & ~m2)
+        t = 8 * g
+        row[t], row[t + 4] = (c0 & m3) | ((c4 & m3) << s3), ((c0 >> s3) & m3) | (c4 & ~m3)
+        row[t + 1], row[t + 5] = (c1 & m3) | ((c5 & m3) << s3), ((c1 >> s3) & m3) | (c5 & ~m3)
+        row[t + 2], row[t + 6] = (c2 & m3) | ((c6 & m3) << s3), ((c2 >> s3) & m3) | (c6 & ~m3)
+        row[t + 3], row[t + 7] = (c3 & m3) | ((c7 & m3) << s3), ((c3 >> s3) & m3) | (c7 & ~m3)
+    blocks[:] = 0
+
+
+@njit(cache=True, nogil=True)
+def _or_shifted(source, line, shift):
+    """``line |= source << shift``, element-wise (branch-free: it vectorises)."""
+    for j in range(source.shape[0]):
+        line[j] |= source[j] << shift
+
+
+@njit(cache=True, nogil=True)
+def _bits_by_row(matrix, wide, rows, correct, every, every_error):
+    """``every[w, t]`` bit ``i`` = ``matrix[rows[64 w + i], t]``; ``every_error`` the same over the
+    misclassified rows only.
+
+    One pass over the rows, in order: row ``i`` goes into bit ``i & 7`` of byte block
+    ``(i >> 3) & 7`` (with ``wide``, the matrix's rows as uint64 words, 8 tags per operation), and
+    every 64 samples :func:`_flush` transposes the blocks into words: far fewer operations than
+    widening each byte to a uint64.
+    """
+    n = rows.shape[0]
+    n_error = n - np.sum(correct)
+    blocks = np.zeros((8, every.shape[1]), np.uint8)
+    error_blocks = np.zeros((8, every.shape[1]), np.uint8)
+    words, error_words = blocks.view(np.uint64), error_blocks.view(np.uint64)
+    by_word = wide.shape[0] > 0
+    e = 0
     for i in range(n):
-        row = matrix[rows[which[i]]]
-        shift = np.uint64(i & 63)
-        for t in range(n_tags):
-            word[t] |= np.uint64(row[t]) << shift
+        r = rows[i]
+        if by_word:
+            _or_shifted(wide[r], words[(i >> 3) & 7], np.uint64(i & 7))
+        else:
+            _or_shifted(matrix[r], blocks[(i >> 3) & 7], np.uint8(i & 7))
         if (i & 63) == 63 or i == n - 1:
-            for t in range(n_tags):
-                bits[t, i >> 6] = word[t]
-                word[t] = 0
+            _flush(blocks, every, i >> 6)
+        if not correct[i]:
+            if by_word:
+                _or_shifted(wide[r], error_words[(e >> 3) & 7], np.uint64(e & 7))
+            else:
+                _or_shifted(matrix[r], error_blocks[(e >> 3) & 7], np.uint8(e & 7))
+            if (e & 63) == 63 or e == n_error - 1:
+                _flush(error_blocks, every_error, e >> 6)
+            e += 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _eight(line, p, stop):
+    """Bits 0..7 = the 0/1 bytes ``line[p:p + 8]`` (those before ``stop``; the others 0).
+
+    The 8 bytes are read as one uint64 and gathered by one multiplication: byte ``k`` lands in
+    bit ``56 + k`` and no two partial products meet there.
+    """
+    if p + 8 <= stop:
+        v = _load64(line, p)
+    else:
+        v = np.uint64(0)
+        for k in range(stop - p):
+            v |= np.uint64(line[p + k]) << np.uint64(8 * k)
+    return (v * np.uint64(0x0102040810204080)) >> np.uint64(56)
 
 
 @njit(cache=True, nogil=True)
-def _bits_by_tag(matrix, rows, which, bits):
-    """:func:`_bits_by_row` for a tag-major matrix ``(n_tags, n_samples)``."""
-    n = which.shape[0]
-    for t in range(matrix.shape[0]):
+def _bits_by_tag(matrix, rows, tags, every):
+    """``every[w, t]`` bit ``i`` = ``matrix[t, rows[64 w + i]]`` for the tags ``tags`` of a
+    tag-major matrix ``(n_tags, n_samples)``: each tag's line is read in order, 8 samples per step
+    when ``rows`` is a run of consecutive positions (a class of samples grouped by class)."""
+    n = rows.shape[0]
+    run = n > 0 and rows[n - 1] - rows[0] == n - 1
+    for t in tags:
         line = matrix[t]
-        word = np.uint64(0)
-        for i in range(n):
-            word |= np.uint64(line[rows[which[i]]]) << np.uint64(i & 63)
-            if (i & 63) == 63 or i == n - 1:
-                bits[t, i >> 6] = word
+        if run:
+            start = rows[0]
+            stop = start + n
+            for w in range(every.shape[0]):
                 word = np.uint64(0)
+                base = start + 64 * w
+                for b in range(8):
+                    if base + 8 * b < stop:
+                        word |= _eight(line, base + 8 * b, stop) << np.uint64(8 * b)
+                every[w, t] = word
+        else:
+            word = np.uint64(0)
+            for i in range(n):
+                word |= np.uint64(line[rows[i]]) << np.uint64(i & 63)
+                if (i & 63) == 63 or i == n - 1:
+                    every[i >> 6, t] = word
+                    word = np.uint64(0)
 
 
 @njit(cache=True, nogil=True)
-def _pack_matrix_class(matrix, by_tag, rows, correct, order, min_count):
+def _pack_matrix_class(matrix, wide, by_tag, rows, correct, order, min_count, scratch):
     """:func:`_pack_class` for the rows ``rows`` of a boolean matrix (viewed as uint8).
 
     ``matrix`` is C-contiguous, (n_samples, n_tags), or with ``by_tag`` its transpose (n_tags,
     n_samples): each loop then walks memory in order. Candidates come in the order of ``order``
-    (the tags by name). One pass packs every tag over the class's samples, a second over its
-    misclassified samples; the counts are popcounts, the candidates' rows are then copied out.
+    (the tags by name). Every tag is packed over the class's samples (and, from a row-major
+    matrix in the same pass, over its misclassified samples; from a tag-major one only the
+    candidates) into ``scratch``, word-major, reused across classes (no fresh pages per class);
+    the counts are popcounts, the candidates' rows are then copied out.
     """
     n = rows.shape[0]
     n_tags = matrix.shape[0] if by_tag else matrix.shape[1]
+    n_words = max(1, (n + 63) // 64)
     wrong = np.flatnonzero(~correct)
-    every = np.zeros((n_tags, max(1, (n + 63) // 64)), np.uint64)
-    every_error = np.zeros((n_tags, max(1, (wrong.shape[0] + 63) // 64)), np.uint64)
+    every = scratch[:n_words]
+    every_error = scratch[n_words : n_words + max(1, (wrong.shape[0] + 63) // 64)]
+    every_error[-1] = 0  # an empty error set: one zero word
     if by_tag:
-        _bits_by_tag(matrix, rows, np.arange(n), every)
-        _bits_by_tag(matrix, rows, wrong, every_error)
+        _bits_by_tag(matrix, rows, np.arange(n_tags), every)
     else:
-        _bits_by_row(matrix, rows, np.arange(n), every)
-        _bits_by_row(matrix, rows, wrong, every_error)
-    candidates, _ = _candidates(popcounts(every), order, min_count)
+        _bits_by_row(matrix, wide, rows, correct, every, every_error)
+    counts = np.zeros(n_tags, np.int64)
+    for w in range(n_words):
+        for t in range(n_tags):
+            counts[t] += ctpop(every[w, t])
+    candidates, _ = _candidates(counts, order, min_count)
+    if by_tag:
+        _bits_by_tag(matrix, rows[wrong], candidates, every_error)
     m = candidates.shape[0]
-    bits = np.empty((m, every.shape[1]), np.uint64)
-    ebits = np.empty((m, every_error.shape[1]), np.uint64)
+    bits = np.empty((m, n_words), np.uint64)
+    ebits = np.empty((m, every_error.shape[0]), np.uint64)
+    errors = np.zeros(m, np.int64)
     for c in range(m):
-        bits[c] = every[candidates[c]]
-        ebits[c] = every_error[candidates[c]]
-    return candidates, bits, ebits, _walk(popcounts(ebits)), _accuracy(correct)
+        t = candidates[c]
+        for w in range(n_words):
+            bits[c, w] = every[w, t]
+        for w in range(every_error.shape[0]):
+            ebits[c, w] = every_error[w, t]
+            errors[c] += ctpop(ebits[c, w])
+    return candidates, bits, ebits, _walk(errors), _accuracy(correct)
 
 
 def _class_bits(label: Any, names: np.ndarray, packed: tuple, n: int) -> ClassBits:
@@ -204,7 +320,8 @@ class MatrixBits:
     """Packs the classes of a boolean (n_samples, n_tags) matrix, one at a time, for the kernel.
 
     ``names`` are the tag names of the columns; the candidates of a class come sorted by name.
-    The matrix is read in the memory order it has (C or Fortran), without a copy.
+    The matrix is read in the memory order it has (C or Fortran), without a copy. Each thread
+    packs into its own scratch buffer, grown to the largest class it has seen.
     """
 
     def __init__(self, matrix: np.ndarray, names: np.ndarray) -> None:
@@ -213,8 +330,22 @@ class MatrixBits:
         self.by_tag = not matrix.flags.c_contiguous
         view = matrix.view(np.uint8)
         self.matrix = view.T if self.by_tag else view  # C-contiguous either way
+        self.wide = _NO_WIDE
+        if not self.by_tag and view.shape[1] % 8 == 0 and view.ctypes.data % 8 == 0:
+            self.wide = view.view(np.uint64)  # rows as words of 8 tags (no copy)
         self.names = np.asarray(names, dtype=object)
         self.order = np.argsort(self.names, kind="stable").astype(np.int64)
+        self._local = threading.local()
+
+    def _scratch(self, n: int) -> np.ndarray:
+        """This thread's scratch for a class of ``n`` samples: (words, n_tags rounded up to 8)."""
+        rows = 2 * max(1, (n + 63) // 64)
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None or buffer.shape[0] < rows:
+            width = -(-len(self.names) // 8) * 8
+            buffer = np.empty((rows, max(8, width)), np.uint64)
+            self._local.buffer = buffer
+        return buffer
 
     def class_bits(
         self, label: Any, rows: np.ndarray, correct: np.ndarray, *, min_count: int
@@ -222,7 +353,10 @@ class MatrixBits:
         """Pack the samples ``rows`` (positions, in order) whose correctness is ``correct``."""
         rows = np.asarray(rows, dtype=np.int64)
         correct = np.asarray(correct, dtype=np.bool_)
-        packed = _pack_matrix_class(self.matrix, self.by_tag, rows, correct, self.order, min_count)
+        packed = _pack_matrix_class(
+            self.matrix, self.wide, self.by_tag, rows, correct, self.order, min_count,
+            self._scratch(len(rows)),
+        )  # fmt: skip
         return _class_bits(label, self.names, packed, len(rows))
 
 

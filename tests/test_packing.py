@@ -27,12 +27,13 @@ def _reference(matrix: np.ndarray, rows: np.ndarray, correct: np.ndarray, names,
 
 
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
-@pytest.mark.parametrize("n", [1, 63, 64, 65, 200])
-def test_matrix_bits_match_numpy_in_every_layout(layout: str, n: int) -> None:
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 200, 700])
+@pytest.mark.parametrize("width", [23, 24])  # 24: C rows are read as words of 8 tags
+def test_matrix_bits_match_numpy_in_every_layout(layout: str, n: int, width: int) -> None:
     rng = np.random.default_rng(n)
-    base = rng.random((2 * n + 7, 23)) < 0.4
+    base = rng.random((2 * n + 7, width)) < 0.4
     matrix = {"C": np.ascontiguousarray(base), "F": np.asfortranarray(base), "strided": base[::2]}[layout]
-    names = np.array([f"t{(7 * j) % 23:02d}" for j in range(23)], dtype=object)  # not in name order
+    names = np.array([f"t{(7 * j) % width:02d}" for j in range(width)], dtype=object)  # not sorted
     rows = np.sort(rng.choice(matrix.shape[0], size=min(n, matrix.shape[0]), replace=False))
     correct = rng.random(len(rows)) < 0.7
     min_count = max(1, len(rows) // 3)
@@ -45,6 +46,22 @@ def test_matrix_bits_match_numpy_in_every_layout(layout: str, n: int) -> None:
     errors = (~correct[:, None] & np.asarray(matrix)[rows][:, cols]).sum(axis=0)
     np.testing.assert_array_equal(got.walk, np.argsort(errors, kind="stable"))
     assert got.n == len(rows) and got.accuracy == pytest.approx(correct.mean())
+
+
+def test_matrix_bits_reuse_the_scratch_across_classes_of_any_size() -> None:
+    """A small class packed after a large one (same scratch) sees none of the large one's bits."""
+    rng = np.random.default_rng(9)
+    matrix = rng.random((900, 16)) < 0.5
+    names = np.array([f"t{j:02d}" for j in range(16)], dtype=object)
+    correct = rng.random(900) < 0.6
+    packer = MatrixBits(matrix, names)
+    for rows in (np.arange(800), np.arange(800, 900), np.arange(800, 805), np.arange(10, 700)):
+        got = packer.class_bits("c", rows, correct[rows], min_count=1)
+        cols, bits, ebits = _reference(matrix, rows, correct[rows], names, 1)
+        np.testing.assert_array_equal(got.bits, bits)
+        np.testing.assert_array_equal(got.ebits, ebits)
+    all_correct = packer.class_bits("c", np.arange(50), np.ones(50, bool), min_count=1)
+    assert not all_correct.ebits.any() and all_correct.ebits.shape[1] == 1
 
 
 def test_pairs_and_matrix_pack_the_same_class() -> None:

@@ -115,3 +115,27 @@ def test_a_study_split_is_a_tagged_split_for_the_metrics():
     assert split.group_accuracy(split.group_mask("a", ["x"])) == (2, 0.5)
     modes = pd.DataFrame({"class": ["a"], "tags": [("x",)], "drop": [0.3]})
     assert recover_groups(modes, split).loc[0, "test_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["a", "b", "c", "d"],  # sorted Arrow strings: proved unique by comparing neighbours
+        ["c", "a", "d", "b"],  # unsorted: pandas' hash
+        [3, 5, 8, 13],
+        [5, 3, 13, 8],
+        [0.5, 1.5, 2.5, 3.5],
+    ],
+)
+def test_duplicate_ids_are_found_sorted_or_not(ids: list) -> None:
+    from primekit._validation import has_duplicates
+
+    index = pd.Index(ids)
+    assert not has_duplicates(index)
+    for dup in (pd.Index(ids[:2] + ids[1:]), pd.Index(ids + ids[-1:]), pd.Index([ids[0], ids[0]])):
+        assert has_duplicates(dup), list(dup)
+    assert not has_duplicates(pd.Index(ids[:1])) and not has_duplicates(pd.Index([], dtype=object))
+    assert has_duplicates(pd.Index(["a", None, None])) and not has_duplicates(pd.Index(["a", None]))
+    tags = pd.DataFrame({"t": [True] * 5}, index=pd.Index(ids + ids[-1:], name="id"))
+    with pytest.raises(ValueError, match="tags: duplicate sample id"):
+        primekit.TaggedSplit(tags, pd.Series(["x"] * 5, index=tags.index))
