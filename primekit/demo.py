@@ -150,7 +150,7 @@ def stage_tags(world: tw.ToyWorld, s: DemoSettings) -> tuple[dict[str, Any], str
     """Tag val with the chosen tagger; its per-tag precision/recall against the ground truth."""
     truth = world.attributes("val")
     if s.tagger == "learned":
-        config = tw.TaggerConfig(epochs=8, size=32, seed=s.seed + 1) if s.smoke else tw.TaggerConfig(seed=s.seed + 1)
+        config = tw.TaggerConfig.smoke(seed=s.seed + 1) if s.smoke else tw.TaggerConfig(seed=s.seed + 1)
         model = tw.train_tagger(world, config=config, retrain=s.retrain, progress=s.progress)
         tags = tw.learned_tags(world, "val", config=config, model=model, progress=s.progress)
         matrix = tags_to_matrix(tags, threshold=s.threshold, ids=truth.index).reindex(columns=truth.columns, fill_value=False)

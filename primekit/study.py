@@ -386,7 +386,7 @@ def _toyworld_study(
     for name in ("val", "test"):
         samples = validate_samples(tw.predict(world, name))
         if tagger == "learned":
-            long = tw.learned_tags(world, name)
+            long = tw.learned_tags(world, name, config=tw.TaggerConfig.smoke() if smoke else None)
         else:
             long = tw.ground_truth_tags(world, name, drop_rate=noise, add_rate=noise / 10, seed=seed)
         matrix, _, _ = search_inputs(samples, long, threshold=threshold)

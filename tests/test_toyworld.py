@@ -206,10 +206,14 @@ def test_ground_truth_tagger_with_noise(world):
         tw.ground_truth_tags(world, "val", drop_rate=2)
 
 
+#: A cheap tagger for the smoke world's tests (the default trains its three networks 8/6/8 epochs).
+SMOKE_TAGGER = {"epochs": 6, "texture_epochs": 3, "pose_epochs": 3, "seed": 1}
+
+
 def test_learned_tagger_writes_the_tag_table(world):
     from primekit.tags import tags_to_matrix
 
-    cfg = tw.TaggerConfig(epochs=8, seed=1)
+    cfg = tw.TaggerConfig(**SMOKE_TAGGER)
     tags = tw.learned_tags(world, "val", config=cfg)
     assert list(tags.columns) == ["id", "tag", "score"]
     assert tags["score"].between(0, 1).all() and set(tags["tag"]) <= set(tw.ATTRIBUTES)
@@ -220,30 +224,56 @@ def test_learned_tagger_writes_the_tag_table(world):
     assert tags["score"].std() > 0.01  # a trained network, not a constant
 
 
-def test_learned_tagger_is_an_appearance_and_a_pose_network(world):
+def test_learned_tagger_is_an_appearance_a_texture_and_a_pose_network(world):
     import torch
 
-    cfg = tw.TaggerConfig(epochs=8, seed=1)
+    cfg = tw.TaggerConfig(**SMOKE_TAGGER)
     model = tw.train_tagger(world, config=cfg)
+    texture = [tw.ATTRIBUTES.index(t) for t in tw.TEXTURE_TAGS]
     pose = [tw.ATTRIBUTES.index(t) for t in tw.POSE_TAGS]
-    assert model.pose_idx_ == pose and len(model.look_idx_) == len(tw.ATTRIBUTES) - len(pose)
+    assert model.tag_idx_["texture"] == texture and model.tag_idx_["pose"] == pose
+    assert sorted(sum(model.tag_idx_.values(), [])) == list(range(len(tw.ATTRIBUTES)))
     x = torch.randn(5, 3, 64, 64)
     with torch.no_grad():
         logits = model(x)
-        look = model.appearance(x)
-        pose_logits = model.pose(torch.nn.functional.avg_pool2d(x, 2))
+        parts = {name: getattr(model, name)(x) for name in ("appearance", "texture", "pose")}
     assert logits.shape == (5, len(tw.ATTRIBUTES))
     # every tag comes from its own network, in ATTRIBUTES order
-    torch.testing.assert_close(logits[:, model.look_idx_], look)
-    torch.testing.assert_close(logits[:, pose], pose_logits)
+    for name, part in parts.items():
+        torch.testing.assert_close(logits[:, model.tag_idx_[name]], part)
     with pytest.raises(ValueError, match="images"):
         model(torch.randn(2, 3, 16, 16))
+
+
+def test_the_fine_stem_keeps_one_pixel_detail():
+    """The texture and pose networks' first convolution runs at the input resolution (no stride),
+    at 64 or 32 pixels; the appearance network's has stride 2."""
+    import torch
+
+    from primekit.toyworld.train import _net
+
+    fine = _net(2, 8, 64, fine=True)
+    first = fine[0]
+    assert isinstance(first, torch.nn.Conv2d) and first.stride == (1, 1) and first.kernel_size == (3, 3)
+    assert _net(2, 8, 64)[0].stride == (2, 2)  # the appearance network's strided stem
+    assert fine(torch.randn(2, 3, 64, 64)).shape == (2, 2) and _net(2, 8, 32, fine=True)(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+
+
+def test_mirroring_flips_a_random_half_of_a_batch():
+    import torch
+
+    from primekit.toyworld.train import _mirrored
+
+    x = torch.arange(40 * 4, dtype=torch.float32).reshape(40, 1, 1, 4)
+    out = _mirrored(x, torch.Generator().manual_seed(0))
+    flipped = (out == x.flip(-1)).all(-1).flatten()
+    assert ((out == x).all(-1).flatten() | flipped).all() and 10 < int(flipped.sum()) < 30
 
 
 def test_learned_tagger_reloads_the_weights_it_trained(world):
     import torch
 
-    cfg = tw.TaggerConfig(epochs=1, pose_epochs=1, size=32, seed=7)  # no other test trains this one
+    cfg = tw.TaggerConfig(epochs=1, texture_epochs=1, pose_epochs=1, size=32, texture_size=32, pose_size=32, seed=7)  # no other test trains this one
     fresh = tw.train_tagger(world, config=cfg)
     assert np.isfinite(fresh.train_seconds_)
     again = tw.train_tagger(world, config=cfg)
@@ -258,6 +288,8 @@ def test_learned_tagger_reloads_the_weights_it_trained(world):
     [
         ({"pose_size": 48}, "pose_size"),
         ({"pose_epochs": 0}, "pose_epochs"),
+        ({"texture_size": 16}, "texture_size"),
+        ({"texture_width": 0}, "texture_width"),
         ({"size": 16}, "size"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": True}, "batch_size"),
@@ -272,11 +304,14 @@ def test_tagger_config_rejects_bad_settings(kwargs, word):
     assert tw.TaggerConfig().key != tw.TaggerConfig(pose_epochs=3).key
 
 
-def test_tagger_key_changes_with_the_pose_tags(monkeypatch):
+def test_tagger_key_changes_with_the_pose_and_texture_tags(monkeypatch):
     from primekit.toyworld import train
 
     before = tw.TaggerConfig().key
     monkeypatch.setattr(train, "POSE_TAGS", ("left",))
+    assert tw.TaggerConfig().key != before
+    monkeypatch.undo()
+    monkeypatch.setattr(train, "TEXTURE_TAGS", ("striped",))
     assert tw.TaggerConfig().key != before
     with pytest.raises(ValueError, match="epochs"):
         tw.ClassifierConfig(epochs=0)
@@ -349,7 +384,7 @@ def test_inference_folds_batch_norms_and_keeps_the_logits():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in clf.modules()) == 4  # the original keeps them
     torch.testing.assert_close(_logits(clf, x, batch_size=10), want, atol=1e-4, rtol=1e-4)
-    tagger = _tagger_net(TaggerConfig(width=8, pose_width=8)).eval()
+    tagger = _tagger_net(TaggerConfig(width=8, texture_width=8, pose_width=8)).eval()
     x64 = torch.randn(9, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(_logits(tagger, x64), tagger(x64), atol=1e-4, rtol=1e-4)

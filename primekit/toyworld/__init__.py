@@ -21,17 +21,24 @@ from .clip import (
     load_clip,
     train_clip,
 )
-from .evaluate import evaluate_recovery, ground_truth_tags, mode_accuracy_on, oracle_modes, recovery
+from .evaluate import (
+    evaluate_recovery,
+    ground_truth_tags,
+    mode_accuracy_on,
+    oracle_modes,
+    recovery,
+    tagger_quality,
+)
 from .render import ATTRIBUTE_GROUPS, ATTRIBUTES, CLASSES, IMAGE_SIZE, render
 from .sampling import HOME_SCENE, PLANTED, sample_attributes
 from .train import (
     POSE_TAGS,
+    TEXTURE_TAGS,
     ClassifierConfig,
     TaggerConfig,
     learned_tags,
     predict,
     predict_images,
-    tagger_quality,
     train_classifier,
     train_tagger,
 )
@@ -56,6 +63,7 @@ __all__ = [
     "SPLITS",
     "ClassifierConfig",
     "POSE_TAGS",
+    "TEXTURE_TAGS",
     "TaggerConfig",
     "ToyWorld",
     "WorldConfig",

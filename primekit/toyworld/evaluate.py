@@ -1,4 +1,5 @@
-"""Ground truth of the toy world: noisy ground-truth tags and PRIME's recovery of the true modes.
+"""Ground truth of the toy world: noisy ground-truth tags, a tagger's quality against them and
+PRIME's recovery of the true modes.
 
 The *true* failure modes are those of the same definition (paper section 3) measured on the oracle
 split (>= 10x val). Recovery of the modes found on val (issue 3):
@@ -24,7 +25,7 @@ import pandas as pd
 from ..tags import matrix_to_tags
 from .world import SPLITS, ToyWorld
 
-__all__ = ["ground_truth_tags", "mode_accuracy_on", "oracle_modes", "recovery", "evaluate_recovery"]
+__all__ = ["ground_truth_tags", "tagger_quality", "mode_accuracy_on", "oracle_modes", "recovery", "evaluate_recovery"]
 
 _TOL = 1e-9
 
@@ -247,4 +248,30 @@ def evaluate_recovery(
         max_tags=max_tags,
         drop_margin=drop_margin,
         necessity_margin=necessity_margin,
+    )
+
+
+def tagger_quality(predicted: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per-tag precision and recall of a boolean tag matrix against the ground truth.
+
+    Parameters
+    ----------
+    predicted, truth : DataFrame of bool
+        Sample x tag matrices (index id); ``predicted`` is aligned to ``truth``.
+
+    Returns
+    -------
+    DataFrame
+        Index tag; columns ``precision, recall, f1, support`` (support = true count).
+    """
+    pred = predicted.reindex(index=truth.index, columns=truth.columns, fill_value=False).to_numpy(bool)
+    true = truth.to_numpy(bool)
+    tp = (pred & true).sum(0)
+    precision = np.divide(tp, pred.sum(0), out=np.full(tp.shape, np.nan), where=pred.sum(0) > 0)
+    recall = np.divide(tp, true.sum(0), out=np.full(tp.shape, np.nan), where=true.sum(0) > 0)
+    with np.errstate(invalid="ignore"):  # 0/0 for a tag never predicted right: NaN
+        f1 = 2 * precision * recall / (precision + recall)
+    return pd.DataFrame(
+        {"precision": precision, "recall": recall, "f1": f1, "support": true.sum(0)},
+        index=pd.Index(truth.columns, name="tag"),
     )

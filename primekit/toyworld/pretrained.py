@@ -41,12 +41,12 @@ from ._shipped import (
     weights_path,
 )
 from .clip import clip_dir, clip_key, clip_zero_shot_auroc, write_clip_folder
+from .evaluate import tagger_quality
 from .train import (
     ClassifierConfig,
     TaggerConfig,
     learned_tags,
     predict,
-    tagger_quality,
     train_classifier,
     train_tagger,
 )
