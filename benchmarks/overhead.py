@@ -63,6 +63,7 @@ LONG_PARTS = {
     "  id lookup": ("primekit._bitsets", "_Codes", "positions"),
     "  repeat check": ("primekit._bitsets", "", "_check_repeats"),
     "  count by class": ("primekit._bitsets", "", "_count"),
+    "  repeat check, count by class": ("primekit._bitsets", "", "_first_pass"),
     "  group by class": ("primekit._bitsets", "", "_place"),
     "pack classes (bitsets)": ("primekit._bitsets", "LongTags", "class_bits"),
     **SHARED_PARTS,

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from ._join import JoinReport
+from ._join import JoinReport, id_positions
 from ._packing import ClassBits, pack_pairs
 from ._validation import check_correct, check_labels, class_codes
 
@@ -142,19 +142,25 @@ _NO_SCORE = np.zeros(0, np.float64)
 class _Codes:
     """Integer codes of the rows, batch by batch: id dictionary entries, tag codes and scores.
 
-    The ids are looked up once, at the end, for the dictionaries of all batches together (one Arrow
-    hash lookup of the distinct ids against the samples' ids), not row by row.
+    A batch is kept as its Arrow dictionary indices (``chunks``: id indices, the offset of its id
+    dictionary among all entries, tag indices, the map of its tag dictionary to vocabulary codes,
+    scores), so no per-row array is built here. The ids are looked up once, at the end, for the
+    dictionaries of all batches together (:func:`primekit._join.id_positions`), and a new tag
+    dictionary is matched to the vocabulary by one Arrow lookup, not row by row.
     """
 
     def __init__(self, argument: str) -> None:
         self.argument = argument
-        self.vocabulary: dict[str, int] = {}  # tag -> code in order of first appearance
+        self.vocabulary: list[str] = []  # tags in order of first appearance
+        self._known: Any = None  # the same as an Arrow array, for lookups
         self.dictionaries: list = []  # id dictionaries of the batches, as large strings
-        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # entries, tags, scores
+        self.chunks: list[tuple] = []  # (id indices, id offset, tag indices, tag map, scores)
         self.n_entries = 0
         self.n_rows = 0
         self._last: Any = None
         self._offset = 0
+        self._last_tags: Any = None
+        self._tag_map = np.zeros(0, np.int32)
 
     def add(self, batch: Any) -> None:
         if batch.num_rows == 0:
@@ -164,23 +170,39 @@ class _Codes:
             if column.null_count:
                 raise ValueError(f"{self.argument}: column {name!r} has missing values")
         id_dict, id_codes = _dictionary(ids)
-        # consecutive batches of one Parquet row group share their dictionary: keep it once
-        last = self._last
-        if last is None or len(last) != len(id_dict) or not last.equals(id_dict):
+        # consecutive batches of one Parquet row group share their dictionaries: keep them once
+        if not _same(self._last, id_dict):
             self._offset = self.n_entries
             self.dictionaries.append(_large_strings(id_dict))
             self.n_entries += len(id_dict)
             self._last = id_dict
         tag_dict, tag_codes = _dictionary(tags)
-        names = tag_dict.to_pylist()
-        local = np.fromiter(
-            (self.vocabulary.setdefault(str(t), len(self.vocabulary)) for t in names),
-            np.int32,
-            len(names),
-        )
+        if not _same(self._last_tags, tag_dict):
+            self._tag_map = self._match(tag_dict)
+            self._last_tags = tag_dict
         score = self._scores(batch.column("score")) if "score" in batch.schema.names else _NO_SCORE
-        self.chunks.append((id_codes + np.int32(self._offset), local[tag_codes], score))
+        self.chunks.append((id_codes, self._offset, tag_codes, self._tag_map, score))
         self.n_rows += batch.num_rows
+
+    def _match(self, names: Any) -> np.ndarray:
+        """Vocabulary code of every tag of a dictionary; new tags join the vocabulary."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not (pa.types.is_string(names.type) or pa.types.is_large_string(names.type)):
+            names = names.cast(pa.string())  # e.g. integer tags: named by their digits
+        names = _large_strings(names)
+        if self._known is None:
+            self._known = names.slice(0, 0)
+        found = pc.index_in(names, value_set=self._known)
+        new = found.is_null().to_numpy(zero_copy_only=False)
+        codes = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+        if new.any():
+            fresh = names.filter(pa.array(new))
+            codes[new] = len(self.vocabulary) + np.arange(len(fresh), dtype=np.int32)
+            self.vocabulary.extend(fresh.to_pylist())
+            self._known = pa.concat_arrays([self._known, fresh])
+        return codes
 
     def _scores(self, column: Any) -> np.ndarray:
         import pyarrow as pa
@@ -204,26 +226,32 @@ class _Codes:
     def positions(self, sample_ids: pd.Index) -> tuple[np.ndarray, Any]:
         """Sample position of every dictionary entry (-1: no sample), and the entries' ids."""
         import pyarrow as pa
-        import pyarrow.compute as pc
 
         if not self.dictionaries:
             return np.zeros(0, np.int64), pa.array([], pa.large_string())
-        entries = pa.concat_arrays(self.dictionaries)
         try:  # Arrow-backed strings (pandas' default) convert without copying
             value_set = pa.array(sample_ids.array)
         except (TypeError, pa.ArrowException):
             value_set = pa.array(sample_ids.to_numpy(dtype=object))
+        if isinstance(value_set, pa.ChunkedArray):
+            value_set = value_set.combine_chunks()
         value_set = _large_strings(value_set)
-        found = pc.index_in(entries, value_set=value_set)
-        return found.fill_null(-1).to_numpy().astype(np.int64), entries
+        return id_positions(self.dictionaries, value_set), pa.concat_arrays(self.dictionaries)
 
-    def sorted_vocabulary(self) -> tuple[list[str], np.ndarray]:
-        """The vocabulary sorted, and the map from first-appearance codes to sorted codes."""
-        names = list(self.vocabulary)
+    def sorted_vocabulary(self) -> tuple[list[str], list[np.ndarray]]:
+        """The vocabulary sorted, and per chunk the map from its tag indices to sorted codes."""
+        names = self.vocabulary
         order = sorted(range(len(names)), key=names.__getitem__)
         recode = np.empty(len(names), np.int32)
         recode[order] = np.arange(len(names), dtype=np.int32)
-        return [names[i] for i in order], recode
+        maps: dict[int, np.ndarray] = {}  # one per distinct tag dictionary
+        chunk_maps = [maps.setdefault(id(c[3]), recode[c[3]]) for c in self.chunks]
+        return [names[i] for i in order], chunk_maps
+
+
+def _same(last: Any, values: Any) -> bool:
+    """Whether an Arrow dictionary is the previous batch's (the same buffers, or equal values)."""
+    return last is not None and len(last) == len(values) and (last is values or last.equals(values))
 
 
 def _large_strings(values: Any) -> Any:
@@ -265,39 +293,17 @@ def _thresholds(threshold: Any, vocabulary: list[str]) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _repeats(entries, tags, recode, entry_pos, seen, mark, state):
-    """Index in the batch of a row repeating an earlier (sample, tag) pair; -1: none so far.
-
-    Linear while the rows of a sample are contiguous (tag tables are written sorted by id): a tag
-    seen twice in one run of a sample is a repeat. Returns -2 when a sample's rows are not
-    contiguous (the caller then sorts). ``state`` = (run number, sample of the run).
+def _scan(entries, tags, score, thr, recode, entry_pos, pos_class, counts, tagged, stray_entry,
+          seen, mark, state):
+    """First pass over a batch: present rows per class (``counts[k + 1]``), tagged samples, stray
+    entries; and the repeated (sample, tag) check, linear while the rows of a sample are
+    contiguous (tag tables are written sorted by id): a tag seen twice in one run of a sample is
+    a repeat. ``state`` = (run number, sample of the run, 1 once a sample's rows were found not
+    contiguous: the caller then sorts). Returns (stray rows, index of a repeating row or -1).
     """
-    run = state[0]
-    previous = state[1]
-    for i in range(entries.shape[0]):
-        p = entry_pos[entries[i]]
-        if p < 0:
-            continue
-        if p != previous:
-            if seen[p]:
-                return -2
-            seen[p] = True
-            run += 1
-            previous = p
-        t = recode[tags[i]]
-        if mark[t] == run:
-            return i
-        mark[t] = run
-    state[0] = run
-    state[1] = previous
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _count(entries, tags, score, thr, recode, entry_pos, pos_class, counts, tagged, stray_entry):
-    """First pass: present rows per class (``counts[k + 1]``), tagged samples, stray rows."""
     has_score = score.shape[0] > 0
     stray = 0
+    run, previous, check = state[0], state[1], state[2] == 0
     for i in range(entries.shape[0]):
         p = entry_pos[entries[i]]
         if p < 0:
@@ -305,10 +311,24 @@ def _count(entries, tags, score, thr, recode, entry_pos, pos_class, counts, tagg
             stray += 1
             continue
         tagged[p] = True
-        if has_score and score[i] < thr[recode[tags[i]]]:
+        t = recode[tags[i]]
+        if check:
+            if p != previous:
+                if seen[p]:
+                    check = False
+                else:
+                    seen[p] = True
+                    run += 1
+                    previous = p
+            if check:
+                if mark[t] == run:
+                    return stray, i
+                mark[t] = run
+        if has_score and score[i] < thr[t]:
             continue
         counts[pos_class[p] + 1] += 1
-    return stray
+    state[0], state[1], state[2] = run, previous, 0 if check else 1
+    return stray, -1
 
 
 @njit(cache=True, nogil=True)
@@ -381,7 +401,8 @@ def _samples(labels: Any, correct: Any) -> tuple[pd.Index, np.ndarray, list, np.
     labels = check_labels(labels, labels.index)
     correct = check_correct(correct, labels.index).to_numpy()
     codes, classes = class_codes(labels)
-    return labels.index.astype(str), codes, classes, correct
+    ids = labels.index
+    return (ids if isinstance(ids.dtype, pd.StringDtype) else ids.astype(str)), codes, classes, correct
 
 
 def encode_long_table(
@@ -418,9 +439,8 @@ def encode_long_table(
     for batch in _batches(tags, argument):
         codes.add(batch)
     entry_pos, entry_ids = codes.positions(sample_ids)
-    vocabulary, recode = codes.sorted_vocabulary()
+    vocabulary, maps = codes.sorted_vocabulary()
     thr = _thresholds(threshold, vocabulary)
-    _check_repeats(codes, entry_pos, entry_ids, recode, vocabulary, len(sample_ids))
 
     order = np.argsort(class_codes, kind="stable")
     starts = np.searchsorted(class_codes[order], np.arange(len(classes) + 1))
@@ -429,18 +449,15 @@ def encode_long_table(
     counts = np.zeros(len(classes) + 1, np.int64)
     tagged = np.zeros(len(sample_ids), bool)
     stray_entry = np.zeros(len(entry_pos), bool)
-    stray_rows = 0
-    for entries, tag, score in codes.chunks:
-        stray_rows += _count(
-            entries, tag, score, thr, recode, entry_pos, class_codes, counts, tagged, stray_entry
-        )
+    stray_rows = _first_pass(codes, maps, thr, entry_pos, class_codes, counts, tagged, stray_entry,
+                             entry_ids, vocabulary)  # fmt: skip
     offsets = np.cumsum(counts)
     cursor = offsets[:-1].copy()
     rows = np.empty(offsets[-1], np.int32)
     tag_rows = np.empty(offsets[-1], np.int32)
-    for entries, tag, score in codes.chunks:
-        _place(entries, tag, score, thr, recode, entry_pos, class_codes, pos_local, cursor, rows,
-               tag_rows)  # fmt: skip
+    for (entries, offset, tag, _, score), recode in zip(codes.chunks, maps):
+        _place(entries, tag, score, thr, recode, entry_pos[offset:], class_codes, pos_local,
+               cursor, rows, tag_rows)  # fmt: skip
     stray = entry_ids.filter(stray_entry).unique() if stray_entry.any() else entry_ids[:0]
     class_tagged = np.bincount(class_codes[tagged], minlength=len(classes)) > 0
     report = JoinReport(
@@ -465,41 +482,49 @@ def encode_long_table(
     )
 
 
-def _check_repeats(
+def _first_pass(
     codes: _Codes,
+    maps: list[np.ndarray],
+    thr: np.ndarray,
     entry_pos: np.ndarray,
+    class_codes: np.ndarray,
+    counts: np.ndarray,
+    tagged: np.ndarray,
+    stray_entry: np.ndarray,
     entry_ids: Any,
-    recode: np.ndarray,
     vocabulary: list[str],
-    n_samples: int,
-) -> None:
-    """Raise on a repeated (id, tag) pair: linear for id-sorted tables, a sort otherwise."""
-    n_vocab = max(1, len(vocabulary))
-    seen = np.zeros(n_samples, np.bool_)
-    mark = np.full(n_vocab, -1, np.int64)
-    state = np.array([-1, -1], np.int64)
-    found = None
-    for k, (entries, tag, _) in enumerate(codes.chunks):
-        first = _repeats(entries, tag, recode, entry_pos, seen, mark, state)
-        if first == -2:  # the rows of a sample are not contiguous: sort the (sample, tag) keys
-            found = _sorted_repeat(codes.chunks, entry_pos, recode, n_vocab)
-            break
+) -> int:
+    """:func:`_scan` over every batch (a sort when the rows of a sample are not contiguous);
+    raises on a repeated (id, tag) pair, returns the stray rows."""
+    seen = np.zeros(len(tagged), np.bool_)
+    mark = np.full(max(1, len(vocabulary)), -1, np.int64)
+    state = np.array([-1, -1, 0], np.int64)
+    stray_rows, found = 0, None
+    for k, ((entries, offset, tag, _, score), recode) in enumerate(zip(codes.chunks, maps)):
+        stray, first = _scan(entries, tag, score, thr, recode, entry_pos[offset:], class_codes,
+                             counts, tagged, stray_entry[offset:], seen, mark, state)  # fmt: skip
+        stray_rows += stray
         if first >= 0:
             found = (k, first)
             break
+    if found is None and state[2]:  # the rows of a sample are not contiguous: sort the keys
+        found = _sorted_repeat(codes.chunks, maps, entry_pos, max(1, len(vocabulary)))
     if found is not None:
-        entries, tag, _ = codes.chunks[found[0]]
+        entries, offset, tag, _, _ = codes.chunks[found[0]]
+        row = found[1]
         raise ValueError(
-            f"{codes.argument}: repeated (id, tag) pair ({entry_ids[int(entries[found[1]])].as_py()!r}, "
-            f"{vocabulary[recode[tag[found[1]]]]!r}); each sample carries each tag at most once"
+            f"{codes.argument}: repeated (id, tag) pair "
+            f"({entry_ids[offset + int(entries[row])].as_py()!r}, "
+            f"{vocabulary[maps[found[0]][tag[row]]]!r}); each sample carries each tag at most once"
         )
+    return stray_rows
 
 
-def _sorted_repeat(chunks: list, entry_pos: np.ndarray, recode: np.ndarray, n_vocab: int):
+def _sorted_repeat(chunks: list, maps: list, entry_pos: np.ndarray, n_vocab: int):
     """(batch, row) of a repeated (sample, tag) pair found by sorting, or None."""
     keys, where = [], []
-    for k, (entries, tag, _) in enumerate(chunks):
-        pos = entry_pos[entries]
+    for k, ((entries, offset, tag, _, _), recode) in enumerate(zip(chunks, maps)):
+        pos = entry_pos[offset + entries.astype(np.int64)]
         keep = np.flatnonzero(pos >= 0)
         keys.append(pos[keep] * n_vocab + recode[tag[keep]])
         where.append(np.stack([np.full(len(keep), k), keep], axis=1))

@@ -6,6 +6,12 @@ rows that cannot be used are dropped and counted, and the counts are logged as o
 kept with the result. The search on a long tag table (``primekit._bitsets``) builds the report from
 its codes; :func:`join_report` builds the same report from plain id arrays for smaller joins (the
 study and the CLI).
+
+:func:`id_positions` finds the sample position of every distinct id of a tag table. Tag tables
+are written sorted by id, and so are most samples tables; then a merge of the two sorted string
+columns (numba over Arrow's buffers: no library merges two sorted string arrays) finds them in one
+linear pass, without hashing 1.28 M strings twice (Arrow's ``index_in``, the fallback for
+unsorted ids, costs ~0.3 s at ImageNet scale).
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
-__all__ = ["JoinReport", "join_report"]
+from ._validation import strictly_increasing
+
+__all__ = ["JoinReport", "join_report", "id_positions"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +153,90 @@ def join_report(
         unknown_classes=tuple(unknown_classes),
         stray_examples=tuple(str(i) for i in stray_unique[:_EXAMPLES]),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# sample positions of the tag table's ids: a merge when both sides are sorted
+
+
+def id_positions(dictionaries: list, samples: Any) -> np.ndarray:
+    """Position in ``samples`` of every id of ``dictionaries`` (concatenated), -1 when none.
+
+    ``dictionaries``: Arrow large-string arrays without nulls (the id dictionaries of a tag
+    table's batches, each usually sorted); ``samples``: Arrow large-string array of unique ids.
+    When ``samples`` are strictly increasing each dictionary is merged against them; an id the
+    merge cannot place for sure (a dictionary out of order) is looked up by hash, as are all
+    ids when the samples are not sorted.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    sizes = [len(d) for d in dictionaries]
+    out = np.full(sum(sizes), -1, np.int64)
+    if not len(out) or not len(samples):
+        return out
+    unsure = np.ones(len(out), np.bool_)
+    if samples.null_count == 0 and strictly_increasing(samples):
+        s_offsets, s_data = _buffers(samples)
+        start = 0
+        for d, size in zip(dictionaries, sizes):
+            if size:
+                d_offsets, d_data = _buffers(d)
+                _merge(d_offsets, d_data, s_offsets, s_data, out[start : start + size],
+                       unsure[start : start + size])  # fmt: skip
+            start += size
+    if unsure.any():  # by hash: every id, or the few the merge could not place
+        which = np.flatnonzero(unsure)
+        ids = pa.concat_arrays(dictionaries).take(pa.array(which))
+        found = pc.index_in(ids, value_set=samples).fill_null(-1).to_numpy(zero_copy_only=False)
+        out[which] = found
+    return out
+
+
+def _buffers(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 offsets, uint8 bytes) of an Arrow large-string array, without copying."""
+    _, offsets, data = values.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[values.offset : values.offset + len(values) + 1]
+    return offsets, np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _compare(a_offsets, a_data, i, b_offsets, b_data, j):
+    """-1, 0 or 1 as string ``i`` of a sorts before, equal to or after string ``j`` of b (bytes)."""
+    a0, b0 = a_offsets[i], b_offsets[j]
+    la, lb = a_offsets[i + 1] - a0, b_offsets[j + 1] - b0
+    for k in range(min(la, lb)):
+        x, y = a_data[a0 + k], b_data[b0 + k]
+        if x != y:
+            return -1 if x < y else 1
+    return -1 if la < lb else (1 if la > lb else 0)
+
+
+@njit(cache=True, nogil=True)
+def _merge(d_offsets, d_data, s_offsets, s_data, out, unsure):
+    """Merge the strings of d against the strictly increasing strings s: ``out[i]`` = the position
+    of d's string ``i`` in s. An id the walk passed without a match is absent for sure when it
+    lies between two neighbours of s (``unsure`` cleared, ``out`` -1); one out of order stays
+    ``unsure``."""
+    n_d, n_s = out.shape[0], s_offsets.shape[0] - 1
+    lo, hi = 0, n_s  # the first string of s not before d's first: binary search
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _compare(s_offsets, s_data, mid, d_offsets, d_data, 0) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    j = lo
+    for i in range(n_d):
+        c = 1
+        while j < n_s:
+            c = _compare(s_offsets, s_data, j, d_offsets, d_data, i)
+            if c >= 0:
+                break
+            j += 1
+        if j < n_s and c == 0:
+            out[i] = j
+            unsure[i] = False
+            j += 1
+        elif j == 0 or _compare(s_offsets, s_data, j - 1, d_offsets, d_data, i) < 0:
+            unsure[i] = False  # s[j - 1] < d_i < s[j] (or past either end): no sample has it

@@ -191,3 +191,47 @@ def test_trust_statistics_on_the_long_table_equal_those_on_the_matrix(problem):
     expected = dense(tags, labels, correct, max_q=0.5)
     got = dense(long, labels, correct, max_q=0.5)
     pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows", ["sorted", "shuffled"])
+def test_sorted_ids_are_merged_and_any_other_order_looked_up_to_the_same_result(problem, tmp_path, rows):
+    """Sorted samples and id dictionaries take the merge (primekit._join.id_positions); ids
+    between samples, before and after all of them, ids repeated across row groups and
+    dictionaries out of order must come out as the hash lookup would find them."""
+    tags, labels, correct, long = problem
+    expected = dense(tags, labels, correct)
+    ghosts = ["img0000~", "img0450a", "a", "zz", "img0899~"]  # between, before, after the samples
+    extra = pd.DataFrame({"id": ghosts, "tag": "dry", "score": 0.9})
+    table = pd.concat([long, extra]).sort_values(["id", "tag"], ignore_index=True)
+    if rows == "shuffled":
+        table = table.sample(frac=1, random_state=4)
+    path = tmp_path / "tags.parquet"
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path, row_group_size=701)
+    for samples in (labels.sort_index(), labels.sample(frac=1, random_state=5)):
+        got = dense(path, samples, correct)
+        pd.testing.assert_frame_equal(got, expected)
+        assert got.attrs["join"]["stray_ids"] == len(ghosts)
+        assert got.attrs["join"]["stray_rows"] == len(ghosts)
+        assert got.attrs["join"]["untagged_samples"] == int((~tags.any(axis=1)).sum())
+
+
+def test_id_positions_merge_equals_a_lookup():
+    from primekit._join import id_positions
+
+    rng = np.random.default_rng(0)
+    pool = sorted({f"{'ab'[rng.integers(2)]}{rng.integers(0, 60)}{'x' * int(rng.integers(0, 2))}" for _ in range(90)})
+    for trial in range(200):
+        samples = sorted(rng.choice(pool, size=int(rng.integers(0, 40)), replace=False).tolist())
+        if trial % 5 == 0:
+            rng.shuffle(samples)
+        dictionaries = []
+        for _ in range(int(rng.integers(0, 4))):
+            d = list(dict.fromkeys(rng.choice(pool, size=int(rng.integers(0, 20))).tolist()))
+            d = d if trial % 3 == 0 else sorted(d)
+            d = d + d[:1] if trial % 7 == 0 else d  # a dictionary with a repeated entry
+            whole = pa.array(["pad"] + d, pa.large_string())
+            dictionaries.append(whole.slice(1))  # an array with an offset into its buffers
+        got = id_positions(dictionaries, pa.array(samples, pa.large_string()))
+        flat = [x for d in dictionaries for x in d.to_pylist()]
+        want = [samples.index(x) if x in samples else -1 for x in flat]
+        assert got.tolist() == want, (samples, flat)
