@@ -37,7 +37,7 @@ from numba import njit
 
 from ._join import JoinReport, id_positions
 from ._packing import ClassBits, pack_pairs
-from ._validation import check_correct, check_labels, class_codes
+from ._validation import check_correct, check_labels, class_codes, class_order
 
 __all__ = ["LongTags", "is_long_table", "encode_long_table"]
 
@@ -442,7 +442,7 @@ def encode_long_table(
     vocabulary, maps = codes.sorted_vocabulary()
     thr = _thresholds(threshold, vocabulary)
 
-    order = np.argsort(class_codes, kind="stable")
+    order = class_order(class_codes, len(classes))
     starts = np.searchsorted(class_codes[order], np.arange(len(classes) + 1))
     pos_local = np.empty(len(order), np.int64)
     pos_local[order] = np.arange(len(order)) - starts[class_codes[order]]
@@ -453,8 +453,10 @@ def encode_long_table(
                              entry_ids, vocabulary)  # fmt: skip
     offsets = np.cumsum(counts)
     cursor = offsets[:-1].copy()
-    rows = np.empty(offsets[-1], np.int32)
-    tag_rows = np.empty(offsets[-1], np.int32)
+    # 2 bytes a pair when they fit (ImageNet: 1,280 samples a class, 4,585 tags): half the memory,
+    # and half the fresh pages to fault in, of int32
+    rows = np.empty(offsets[-1], _narrow(int(np.diff(starts).max(initial=0))))
+    tag_rows = np.empty(offsets[-1], _narrow(len(vocabulary)))
     for (entries, offset, tag, _, score), recode in zip(codes.chunks, maps):
         _place(entries, tag, score, thr, recode, entry_pos[offset:], class_codes, pos_local,
                cursor, rows, tag_rows)  # fmt: skip
@@ -480,6 +482,11 @@ def encode_long_table(
         starts=starts,
         report=report,
     )
+
+
+def _narrow(n: int) -> type:
+    """The smallest of uint16 and int32 that holds 0 .. n - 1."""
+    return np.uint16 if n <= 1 << 16 else np.int32
 
 
 def _first_pass(

@@ -43,6 +43,7 @@ __all__ = [
     "strictly_increasing",
     "sorted_classes",
     "class_codes",
+    "class_order",
 ]
 
 
@@ -257,6 +258,18 @@ def class_codes(labels: pd.Series | np.ndarray) -> tuple[np.ndarray, list]:
     position = {c: k for k, c in enumerate(classes)}
     rank = np.array([position[c] for c in uniques], dtype=np.int64)
     return (rank[codes] if len(codes) else codes.astype(np.int64)), classes
+
+
+def class_order(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Positions of the samples grouped by class code, in row order within a class.
+
+    None is sorted when the samples are grouped by class already (as samples tables mostly are);
+    otherwise a stable sort of small integers, which numpy does as a radix sort (linear).
+    """
+    if len(codes) < 2 or bool((codes[1:] >= codes[:-1]).all()):
+        return np.arange(len(codes))
+    small = np.int16 if n_classes <= np.iinfo(np.int16).max else np.int64
+    return np.argsort(codes.astype(small, copy=False), kind="stable")
 
 
 def check_embeddings(

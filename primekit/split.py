@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._validation import check_correct, check_labels, check_tag_matrix, class_codes
+from ._validation import check_correct, check_labels, check_tag_matrix, class_codes, class_order
 
 __all__ = ["TaggedSplit", "as_split", "require_split"]
 
@@ -109,11 +109,7 @@ class TaggedSplit:
     def class_rows(self) -> list[np.ndarray]:
         """Row positions of every class, in the order of ``classes`` (each in row order)."""
         codes, n_classes = self.codes, len(self.classes)
-        if len(codes) < 2 or bool((codes[1:] >= codes[:-1]).all()):  # grouped by class already
-            order = np.arange(len(codes))
-        else:  # a stable sort of small integers is a radix sort in numpy (linear)
-            small = np.int16 if n_classes <= np.iinfo(np.int16).max else np.int64
-            order = np.argsort(codes.astype(small, copy=False), kind="stable")
+        order = class_order(codes, n_classes)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_classes))])
         return [order[bounds[k] : bounds[k + 1]] for k in range(n_classes)]
 

@@ -207,7 +207,8 @@ def test_sorted_ids_are_merged_and_any_other_order_looked_up_to_the_same_result(
         table = table.sample(frac=1, random_state=4)
     path = tmp_path / "tags.parquet"
     pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path, row_group_size=701)
-    for samples in (labels.sort_index(), labels.sample(frac=1, random_state=5)):
+    grouped = labels.sort_index().sort_values(kind="stable")  # grouped by class, ids unsorted
+    for samples in (labels.sort_index(), labels.sample(frac=1, random_state=5), grouped):
         got = dense(path, samples, correct)
         pd.testing.assert_frame_equal(got, expected)
         assert got.attrs["join"]["stray_ids"] == len(ghosts)
