@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ._bitsets import open_tag_dataset
@@ -175,7 +174,10 @@ def _without_other_splits(tags_path: str, every: pd.DataFrame, samples: pd.DataF
     Tags are usually computed once for a whole folder; searching one split must not report the
     other splits' images as ids "without a sample". Ids that are in no split still are.
     """
-    other = np.setdiff1d(every["id"].astype(str).to_numpy(), samples["id"].astype(str).to_numpy())
+    if samples is every:  # no --split: nothing to leave out
+        return tags_path
+    ids = pd.Index(every["id"].astype(str))
+    other = ids[~ids.isin(samples["id"].astype(str))].to_numpy(dtype=object)  # a hash, not a sort
     if len(other) == 0:
         return tags_path
     import pyarrow as pa  # on first use, as in _bitsets: `import primekit` stays fast
