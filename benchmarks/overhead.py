@@ -61,8 +61,8 @@ LONG_PARTS = {
     "  samples (labels, ids, correct)": ("primekit._bitsets", "", "_samples"),
     "  batch codes": ("primekit._bitsets", "_Codes", "add"),
     "  id lookup": ("primekit._bitsets", "_Codes", "positions"),
-    "  repeat check": ("primekit._bitsets", "", "_check_repeats"),
-    "  count by class": ("primekit._bitsets", "", "_count"),
+    "  repeat check": ("primekit._bitsets", "", "_check_repeats"),  # before this session
+    "  count by class": ("primekit._bitsets", "", "_count"),  # before this session
     "  repeat check, count by class": ("primekit._bitsets", "", "_first_pass"),
     "  group by class": ("primekit._bitsets", "", "_place"),
     "pack classes (bitsets)": ("primekit._bitsets", "LongTags", "class_bits"),
