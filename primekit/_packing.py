@@ -236,7 +236,11 @@ def _bits_by_tag(matrix, rows, tags, every):
     tag-major matrix ``(n_tags, n_samples)``: each tag's line is read in order, 8 samples per step
     when ``rows`` is a run of consecutive positions (a class of samples grouped by class)."""
     n = rows.shape[0]
-    run = n > 0 and rows[n - 1] - rows[0] == n - 1
+    run = n > 0
+    for i in range(n):
+        if rows[i] != rows[0] + i:
+            run = False
+            break
     for t in tags:
         line = matrix[t]
         if run:

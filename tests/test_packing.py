@@ -95,3 +95,18 @@ def test_search_is_the_same_whatever_the_frame_layout() -> None:
     assert len(results[0]) > 0
     for other in results[1:]:
         pd.testing.assert_frame_equal(results[0], other)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_rows_in_any_order_are_packed_in_that_order(layout: str) -> None:
+    """Bit i is the sample rows[i], also when the rows are a shuffled run of consecutive ones."""
+    rng = np.random.default_rng(11)
+    base = rng.random((300, 16)) < 0.4
+    matrix = np.ascontiguousarray(base) if layout == "C" else np.asfortranarray(base)
+    names = np.array([f"t{j:02d}" for j in range(16)], dtype=object)
+    rows = np.concatenate([[100], 101 + rng.permutation(148), [249]])  # 100..249, middle shuffled
+    correct = rng.random(150) < 0.7
+    got = MatrixBits(matrix, names).class_bits("c", rows, correct, min_count=1)
+    cols, bits, ebits = _reference(base, rows, correct, names, 1)
+    np.testing.assert_array_equal(got.bits, bits)
+    np.testing.assert_array_equal(got.ebits, ebits)
