@@ -337,18 +337,10 @@ def _inference_copy(model):
     return fast.to(memory_format=torch.channels_last)
 
 
-#: Input values per inference batch: about 2 MB of float32, so a batch's first activations stay in
-#: the CPU caches. Measured per 4,096 val images (CPU seconds, min of 6 at load 2-4): classifier
-#: 0.84 at batches of 2,048 vs 0.36 at 128; tagger 9.6 at 2,048 vs 3.9 at 32; the same logits.
-_BATCH_VALUES = 400_000
-
-
-def _logits(model, x, batch_size: int | None = None):
-    """Logits of ``model`` on ``x`` in batches (default: :data:`_BATCH_VALUES` input values each)."""
+def _logits(model, x, batch_size: int = 4096):
     torch = _torch()
     if not len(x):
         return torch.empty(0)
-    batch_size = max(16, _BATCH_VALUES // x[0].numel()) if batch_size is None else batch_size
     fast = _inference_copy(model)
     with torch.inference_mode(), _threads():
         parts = [fast(x[i : i + batch_size].contiguous(memory_format=torch.channels_last)) for i in range(0, len(x), batch_size)]
