@@ -157,6 +157,10 @@ def join_report(
 
 # ---------------------------------------------------------------------------------------------
 # sample positions of the tag table's ids: a merge when both sides are sorted
+# Written by hand: pyarrow.compute.index_in (the fallback below) hashes every id, 0.32 s for the
+# 1.28 M ids of an ImageNet-shaped table, while the ids pyarrow writes and reads back are usually
+# sorted, where one linear merge over the Arrow string buffers places them in 0.026 s; neither
+# pyarrow nor numpy offers a merge of sorted Arrow strings without converting them to objects.
 
 
 def id_positions(dictionaries: list, samples: Any) -> np.ndarray:
