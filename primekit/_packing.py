@@ -179,6 +179,18 @@ def _or_shifted(source, line, shift):
         line[j] |= source[j] << shift
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_row(matrix, wide, by_word, r, blocks, words, k, last, out):
+    """Row ``r`` as sample ``k`` of the byte blocks (8 tags per uint64 operation with ``by_word``), and
+    :func:`_flush` into ``out`` after every 64th sample and after sample ``last``."""
+    if by_word:
+        _or_shifted(wide[r], words[(k >> 3) & 7], np.uint64(k & 7))
+    else:
+        _or_shifted(matrix[r], blocks[(k >> 3) & 7], np.uint8(k & 7))
+    if (k & 63) == 63 or k == last:
+        _flush(blocks, out, k >> 6)
+
+
 @njit(cache=True, nogil=True)
 def _bits_by_row(matrix, wide, rows, correct, every, every_error):
     """``every[w, t]`` bit ``i`` = ``matrix[rows[64 w + i], t]``; ``every_error`` the same over the
@@ -198,19 +210,9 @@ def _bits_by_row(matrix, wide, rows, correct, every, every_error):
     e = 0
     for i in range(n):
         r = rows[i]
-        if by_word:
-            _or_shifted(wide[r], words[(i >> 3) & 7], np.uint64(i & 7))
-        else:
-            _or_shifted(matrix[r], blocks[(i >> 3) & 7], np.uint8(i & 7))
-        if (i & 63) == 63 or i == n - 1:
-            _flush(blocks, every, i >> 6)
+        _add_row(matrix, wide, by_word, r, blocks, words, i, n - 1, every)
         if not correct[i]:
-            if by_word:
-                _or_shifted(wide[r], error_words[(e >> 3) & 7], np.uint64(e & 7))
-            else:
-                _or_shifted(matrix[r], error_blocks[(e >> 3) & 7], np.uint8(e & 7))
-            if (e & 63) == 63 or e == n_error - 1:
-                _flush(error_blocks, every_error, e >> 6)
+            _add_row(matrix, wide, by_word, r, error_blocks, error_words, e, n_error - 1, every_error)  # fmt: skip
             e += 1
 
 
