@@ -40,9 +40,13 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 MATRIX = ("living17-12", "living17-25", "imagenet-12")
+#: the same matrices stored tag by tag, as a frame read from Parquet or built column by column has
+#: them (``to_numpy()`` is Fortran-ordered)
+BY_TAG = tuple(f"{name}-by-tag" for name in MATRIX)
 LONG = ("living17-25-long", "imagenet-long")
-SCENARIOS = MATRIX + LONG
+SCENARIOS = MATRIX + BY_TAG + LONG
 TINY = "tiny"  # run.py's test scenario: for the tests only, not in the default run
+TINY_BY_TAG = "tiny-by-tag"
 
 #: the parts both input forms end with: the one engine and the one result table
 SHARED_PARTS = {
@@ -55,6 +59,12 @@ MATRIX_PARTS = {
     "class codes and rows": ("primekit.split", "TaggedSplit", "class_rows"),
     "pack classes (bitsets)": ("primekit._class_search", "", "_class_data"),
     **SHARED_PARTS,
+}
+#: a tag-major matrix: one sweep packs every class, then each class's candidates are cut out
+BY_TAG_PARTS = {
+    **{k: v for k, v in MATRIX_PARTS.items() if not k.startswith("pack")},
+    "pack classes (one sweep of the tag lines)": ("primekit._tag_major", "TagMajorBits", "__init__"),
+    "cut out each class (candidates, error rows)": ("primekit._tag_major", "TagMajorBits", "class_bits"),
 }
 LONG_PARTS = {
     "encode (read, ids, group by class)": ("primekit.search", "", "encode_long_table"),
@@ -89,12 +99,16 @@ def _targets(parts: dict) -> dict:
 
 def _inputs(name: str):
     """(tags, labels, correct, search settings) of a scenario."""
-    if name in MATRIX or name == TINY:
+    if name in (*MATRIX, *BY_TAG, TINY, TINY_BY_TAG):
         from generate import generate
         from run import SCENARIOS as RUN_SCENARIOS
 
-        scenario, params = RUN_SCENARIOS[name]
-        return (*generate(scenario), params)
+        scenario, params = RUN_SCENARIOS[name.removesuffix("-by-tag")]
+        tags, labels, correct = generate(scenario)
+        if name.endswith("-by-tag"):
+            tags = pd.DataFrame(np.asfortranarray(tags.to_numpy()), tags.index, tags.columns)
+            assert not tags.to_numpy().flags.c_contiguous
+        return tags, labels, correct, params
     from scale import PARAMS, imagenet, prepare
 
     if name == "imagenet-long":
@@ -131,7 +145,7 @@ def child(name: str, repeat: int) -> dict:
     import primekit
 
     tags, labels, correct, params = _inputs(name)
-    parts = LONG_PARTS if name in LONG else MATRIX_PARTS
+    parts = LONG_PARTS if name in LONG else BY_TAG_PARTS if name.endswith("-by-tag") else MATRIX_PARTS
     started = time.thread_time()
     modes = primekit.find_failure_modes(tags, labels, correct, n_jobs=1, **params)
     first = time.thread_time() - started
@@ -216,7 +230,7 @@ def report(results: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", action="append", choices=[*SCENARIOS, TINY])
+    parser.add_argument("--scenario", action="append", choices=[*SCENARIOS, TINY, TINY_BY_TAG])
     parser.add_argument("--repeat", type=int, default=5, help="fresh calls per scenario (best of)")
     parser.add_argument("--before", type=Path, help="also time the package in this folder")
     parser.add_argument("--once", action="store_true", help="also the one-time costs")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from . import _engine
 from ._bitsets import LongTags
 from ._packing import ClassBits, MatrixBits
+from ._tag_major import TagMajorBits
 from ._validation import check_fraction, check_int
 from .mode_table import LATTICE_COLUMNS, MODE_COLUMNS, describe
 from .split import TaggedSplit
@@ -207,13 +208,19 @@ def search_classes(
     def one(item: tuple[int, np.ndarray | None]) -> _ClassResult:
         k, rows = item
         if rows is None:
-            cd = split.class_bits(k, min_count=max(params.min_tag_count, params.min_size))
+            cd = source.class_bits(k, min_count=max(params.min_tag_count, params.min_size))
         else:
             cd = _class_data(split, packer, params, k, rows)
         return _ClassResult(k, cd, *work(cd))
 
+    source: LongTags | TagMajorBits = split  # type: ignore[assignment]
     if isinstance(split, LongTags):
         jobs: list = [(k, None) for k in range(len(split.classes))]
+    elif _tag_major(split.matrix):
+        # one in-order sweep of every tag's line for all classes (see TagMajorBits)
+        rows = split.class_rows()
+        source = TagMajorBits(split.matrix, split.tag_names, split.classes, rows, split.correct_mask)
+        jobs = [(k, None) for k in range(len(split.classes))]
     else:
         packer = MatrixBits(split.matrix, split.tag_names)
         jobs = list(enumerate(split.class_rows()))
@@ -226,6 +233,11 @@ def search_classes(
     if isinstance(split, LongTags):
         table.attrs["join"] = split.report.as_dict()
     return table
+
+
+def _tag_major(matrix: np.ndarray) -> bool:
+    """Whether the matrix is stored tag by tag (Fortran order), with more than one tag and sample."""
+    return bool(matrix.flags.f_contiguous and not matrix.flags.c_contiguous)
 
 
 def _progress(it: Iterable, total: int, enabled: bool) -> Iterable:

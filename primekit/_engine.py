@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["ctpop", "popcounts", "search_class", "check_mode", "group_stats"]
+__all__ = ["ctpop", "cttz", "popcounts", "search_class", "check_mode", "group_stats"]
 
 # Tolerance of the paper's inclusive comparisons, in favour of inclusion (DESIGN.md).
 TOL = 1e-9
@@ -34,6 +34,18 @@ def ctpop(typingctx, x):
     def codegen(context, builder, signature, args):
         fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def cttz(typingctx, x):
+    """Trailing zero bits of a non-zero uint64 (LLVM ``cttz``; ``tzcnt`` on x86-64)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.cttz", [ir.IntType(64), ir.IntType(1)])
+        return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 1)])
 
     return sig, codegen
 

@@ -4,12 +4,12 @@ The kernel of :mod:`primekit._engine` needs, per class, the bit rows of its cand
 over the class's samples and over its misclassified samples. They are packed here from either
 input without building anything larger than the class:
 
-- a boolean matrix (:class:`MatrixBits`): the class's rows are read once, in the matrix's memory
-  order (C or Fortran, no copy). Row-major: each row's bytes are OR-ed 8 tags per uint64
-  operation into byte blocks of 8 samples, and every 64 samples an 8 x 8 byte transpose turns
-  the blocks into one word per tag; tag-major: 8 consecutive samples of a tag are read as one
-  uint64 and gathered into a byte by one multiplication. The counts are popcounts of the words,
-  T_c the tags that reach ``min_count``; a scratch buffer per thread holds every tag's words;
+- a row-major boolean matrix (:class:`MatrixBits`): the class's rows are read once, without a
+  copy; each row's bytes are OR-ed 8 tags per uint64 operation into byte blocks of 8 samples,
+  and every 64 samples an 8 x 8 byte transpose turns the blocks into one word per tag. The
+  counts are popcounts of the words, T_c the tags that reach ``min_count``; a scratch buffer
+  per thread holds every tag's words. (A tag-major matrix is packed by
+  :class:`primekit._tag_major.TagMajorBits`: every class in one in-order sweep of the tags);
 - (row, tag) code pairs of a long tag table (:func:`pack_pairs`, used by ``primekit._bitsets``):
   one counting pass, then one bit set per pair.
 
@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from ._engine import ctpop
 
-__all__ = ["ClassBits", "MatrixBits", "pack_pairs"]
+__all__ = ["ClassBits", "MatrixBits", "class_bits_of", "pack_pairs", "walk_order"]
 
 _NO_WIDE = np.zeros((0, 0), np.uint64)
 
@@ -47,20 +45,6 @@ class ClassBits:
     walk: np.ndarray  # candidates by increasing error count: the exhaustive walk's order
     n: int
     accuracy: float
-
-
-@intrinsic
-def _load64(typingctx, line, start):
-    """The 8 bytes ``line[start:start + 8]`` of a C-contiguous uint8 array as one little-endian
-    uint64, at any alignment (one unaligned load; numpy cannot view a row at an odd offset)."""
-    sig = types.uint64(line, start)
-
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        pointer = builder.gep(array.data, [args[1]])
-        return builder.load(builder.bitcast(pointer, ir.IntType(64).as_pointer()), align=1)
-
-    return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -98,7 +82,7 @@ def _bit_rows(m, correct):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _walk(errors):
+def walk_order(errors):
     """The exhaustive walk's order: candidates by increasing error count (stable).
 
     Rarest errors first: deep levels then see few siblings with many errors.
@@ -138,7 +122,7 @@ def _pack_class(rows, tags, correct, n_vocab, min_count):
         if q >= 0:
             ebits[c, q >> 6] |= one << np.uint64(q & 63)
             errors[c] += 1
-    return candidates, bits, ebits, _walk(errors), _accuracy(correct)
+    return candidates, bits, ebits, walk_order(errors), _accuracy(correct)
 
 
 @njit(cache=True, nogil=True)
@@ -216,83 +200,27 @@ def _bits_by_row(matrix, wide, rows, correct, every, every_error):
             e += 1
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _eight(line, p, stop):
-    """Bits 0..7 = the 0/1 bytes ``line[p:p + 8]`` (those before ``stop``; the others 0).
-
-    The 8 bytes are read as one uint64 and gathered by one multiplication: byte ``k`` lands in
-    bit ``56 + k`` and no two partial products meet there.
-    """
-    if p + 8 <= stop:
-        v = _load64(line, p)
-    else:
-        v = np.uint64(0)
-        for k in range(stop - p):
-            v |= np.uint64(line[p + k]) << np.uint64(8 * k)
-    return (v * np.uint64(0x0102040810204080)) >> np.uint64(56)
-
-
 @njit(cache=True, nogil=True)
-def _bits_by_tag(matrix, rows, tags, every):
-    """``every[w, t]`` bit ``i`` = ``matrix[t, rows[64 w + i]]`` for the tags ``tags`` of a
-    tag-major matrix ``(n_tags, n_samples)``: each tag's line is read in order, 8 samples per step
-    when ``rows`` is a run of consecutive positions (a class of samples grouped by class)."""
-    n = rows.shape[0]
-    run = n > 0
-    for i in range(n):
-        if rows[i] != rows[0] + i:
-            run = False
-            break
-    for t in tags:
-        line = matrix[t]
-        if run:
-            start = rows[0]
-            stop = start + n
-            for w in range(every.shape[0]):
-                word = np.uint64(0)
-                base = start + 64 * w
-                for b in range(8):
-                    if base + 8 * b < stop:
-                        word |= _eight(line, base + 8 * b, stop) << np.uint64(8 * b)
-                every[w, t] = word
-        else:
-            word = np.uint64(0)
-            for i in range(n):
-                word |= np.uint64(line[rows[i]]) << np.uint64(i & 63)
-                if (i & 63) == 63 or i == n - 1:
-                    every[i >> 6, t] = word
-                    word = np.uint64(0)
+def _pack_matrix_class(matrix, wide, rows, correct, order, min_count, scratch):
+    """:func:`_pack_class` for the rows ``rows`` of a row-major boolean matrix (viewed as uint8).
 
-
-@njit(cache=True, nogil=True)
-def _pack_matrix_class(matrix, wide, by_tag, rows, correct, order, min_count, scratch):
-    """:func:`_pack_class` for the rows ``rows`` of a boolean matrix (viewed as uint8).
-
-    ``matrix`` is C-contiguous, (n_samples, n_tags), or with ``by_tag`` its transpose (n_tags,
-    n_samples): each loop then walks memory in order. Candidates come in the order of ``order``
-    (the tags by name). Every tag is packed over the class's samples (and, from a row-major
-    matrix in the same pass, over its misclassified samples; from a tag-major one only the
-    candidates) into ``scratch``, word-major, reused across classes (no fresh pages per class);
-    the counts are popcounts, the candidates' rows are then copied out.
+    Candidates come in the order of ``order`` (the tags by name). Every tag is packed over the
+    class's samples and, in the same pass, over its misclassified samples into ``scratch``,
+    word-major, reused across classes (no fresh pages per class); the counts are popcounts, the
+    candidates' rows are then copied out.
     """
     n = rows.shape[0]
-    n_tags = matrix.shape[0] if by_tag else matrix.shape[1]
+    n_tags = matrix.shape[1]
     n_words = max(1, (n + 63) // 64)
-    wrong = np.flatnonzero(~correct)
     every = scratch[:n_words]
-    every_error = scratch[n_words : n_words + max(1, (wrong.shape[0] + 63) // 64)]
+    every_error = scratch[n_words : n_words + max(1, (n - np.sum(correct) + 63) // 64)]
     every_error[-1] = 0  # an empty error set: one zero word
-    if by_tag:
-        _bits_by_tag(matrix, rows, np.arange(n_tags), every)
-    else:
-        _bits_by_row(matrix, wide, rows, correct, every, every_error)
+    _bits_by_row(matrix, wide, rows, correct, every, every_error)
     counts = np.zeros(n_tags, np.int64)
     for w in range(n_words):
         for t in range(n_tags):
             counts[t] += ctpop(every[w, t])
     candidates, _ = _candidates(counts, order, min_count)
-    if by_tag:
-        _bits_by_tag(matrix, rows[wrong], candidates, every_error)
     m = candidates.shape[0]
     bits = np.empty((m, n_words), np.uint64)
     ebits = np.empty((m, every_error.shape[0]), np.uint64)
@@ -304,10 +232,10 @@ def _pack_matrix_class(matrix, wide, by_tag, rows, correct, order, min_count, sc
         for w in range(every_error.shape[0]):
             ebits[c, w] = every_error[w, t]
             errors[c] += ctpop(ebits[c, w])
-    return candidates, bits, ebits, _walk(errors), _accuracy(correct)
+    return candidates, bits, ebits, walk_order(errors), _accuracy(correct)
 
 
-def _class_bits(label: Any, names: np.ndarray, packed: tuple, n: int) -> ClassBits:
+def class_bits_of(label: Any, names: np.ndarray, packed: tuple, n: int) -> ClassBits:
     """The :class:`ClassBits` of a packing kernel's ``(candidates, bits, ebits, walk, accuracy)``."""
     candidates, bits, ebits, walk, accuracy = packed
     return ClassBits(
@@ -326,18 +254,17 @@ class MatrixBits:
     """Packs the classes of a boolean (n_samples, n_tags) matrix, one at a time, for the kernel.
 
     ``names`` are the tag names of the columns; the candidates of a class come sorted by name.
-    The matrix is read in the memory order it has (C or Fortran), without a copy. Each thread
-    packs into its own scratch buffer, grown to the largest class it has seen.
+    A row-major matrix is read without a copy; any other is copied to row-major first (the
+    search packs a tag-major one with :class:`primekit._tag_major.TagMajorBits`, all classes in
+    one sweep, instead). Each thread packs into its own scratch buffer, grown to the largest
+    class it has seen.
     """
 
     def __init__(self, matrix: np.ndarray, names: np.ndarray) -> None:
-        if not (matrix.flags.c_contiguous or matrix.flags.f_contiguous):
-            matrix = np.ascontiguousarray(matrix)
-        self.by_tag = not matrix.flags.c_contiguous
-        view = matrix.view(np.uint8)
-        self.matrix = view.T if self.by_tag else view  # C-contiguous either way
+        view = np.ascontiguousarray(matrix).view(np.uint8)
+        self.matrix = view
         self.wide = _NO_WIDE
-        if not self.by_tag and view.shape[1] % 8 == 0 and view.ctypes.data % 8 == 0:
+        if view.shape[1] % 8 == 0 and view.ctypes.data % 8 == 0:
             self.wide = view.view(np.uint64)  # rows as words of 8 tags (no copy)
         self.names = np.asarray(names, dtype=object)
         self.order = np.argsort(self.names, kind="stable").astype(np.int64)
@@ -360,10 +287,9 @@ class MatrixBits:
         rows = np.asarray(rows, dtype=np.int64)
         correct = np.asarray(correct, dtype=np.bool_)
         packed = _pack_matrix_class(
-            self.matrix, self.wide, self.by_tag, rows, correct, self.order, min_count,
-            self._scratch(len(rows)),
-        )  # fmt: skip
-        return _class_bits(label, self.names, packed, len(rows))
+            self.matrix, self.wide, rows, correct, self.order, min_count, self._scratch(len(rows))
+        )
+        return class_bits_of(label, self.names, packed, len(rows))
 
 
 def pack_pairs(
@@ -381,4 +307,4 @@ def pack_pairs(
     of the class's samples in row order. T_c = the tags on >= ``min_count`` samples.
     """
     packed = _pack_class(rows, tags, correct, len(names), min_count)
-    return _class_bits(label, names, packed, len(correct))
+    return class_bits_of(label, names, packed, len(correct))

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "primekit._engine": 0,
     # packing a class into the bit rows the kernels walk (matrix or long-table codes)
     "primekit._packing": 0,
+    "primekit._tag_major": 0,
     # the join report of samples and tags (the long-table search and the study share it)
     "primekit._join": 0,
     "primekit._torch_files": 0,

@@ -186,10 +186,11 @@ def test_long_tables_search_to_every_planted_failure_mode(tmp_path):
     assert check["qualify"] >= 4 and check["found"] == check["qualify"] and not check["missed"]
 
 
-def test_overhead_splits_a_call_into_the_kernel_and_its_parts(tmp_path):
+@pytest.mark.parametrize("scenario", ["tiny", "tiny-by-tag"])
+def test_overhead_splits_a_call_into_the_kernel_and_its_parts(tmp_path, scenario):
     out = tmp_path / "overhead.json"
     done = subprocess.run(
-        [sys.executable, str(BENCH / "overhead.py"), "--scenario", "tiny", "--repeat", "1",
+        [sys.executable, str(BENCH / "overhead.py"), "--scenario", scenario, "--repeat", "1",
          "--json", str(out)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -198,6 +199,10 @@ def test_overhead_splits_a_call_into_the_kernel_and_its_parts(tmp_path):
     phases = result["phases"]
     assert result["modes"] > 0 and phases["kernel"] > 0
     parts = [v for k, v in phases.items() if k not in ("total", "kernel") and k[0] not in " ("]
-    assert len(parts) == 5 and all(v >= 0 for v in parts[:-1])  # four parts and "other"
+    named = 5 if scenario.endswith("by-tag") else 4  # the tag-major call packs in two parts
+    assert len(parts) == named + 1 and all(v >= 0 for v in parts[:-1])  # and "other"
+    if scenario.endswith("by-tag"):  # the tag-major packer ran, the row packer did not
+        assert phases["pack classes (one sweep of the tag lines)"] > 0
+        assert "pack classes (bitsets)" not in phases
     assert sum(parts) + phases["kernel"] == pytest.approx(phases["total"])
-    assert "overhead" in done.stdout and "tiny [after]" in done.stdout
+    assert "overhead" in done.stdout and f"{scenario} [after]" in done.stdout

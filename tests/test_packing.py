@@ -8,6 +8,7 @@ import pytest
 
 import primekit
 from primekit._packing import MatrixBits, pack_pairs
+from primekit._tag_major import TagMajorBits
 
 
 def _reference(matrix: np.ndarray, rows: np.ndarray, correct: np.ndarray, names, min_count: int):
@@ -26,6 +27,18 @@ def _reference(matrix: np.ndarray, rows: np.ndarray, correct: np.ndarray, names,
     return cols, words(sub[:, cols]), words(sub[~correct][:, cols])
 
 
+def _pack_one(matrix: np.ndarray, names, rows, correct, min_count: int):
+    """One class packed as the search packs it: a tag-major matrix by the sweep of every class
+    (here one), any other by the row packer."""
+    if matrix.flags.f_contiguous and not matrix.flags.c_contiguous:
+        every = np.ones(matrix.shape[0], bool)
+        every[rows] = correct
+        return TagMajorBits(matrix, names, ["c"], [np.asarray(rows)], every).class_bits(
+            0, min_count=min_count
+        )
+    return MatrixBits(matrix, names).class_bits("c", rows, correct, min_count=min_count)
+
+
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 @pytest.mark.parametrize("n", [1, 63, 64, 65, 200, 700])
 @pytest.mark.parametrize("width", [23, 24])  # 24: C rows are read as words of 8 tags
@@ -37,7 +50,7 @@ def test_matrix_bits_match_numpy_in_every_layout(layout: str, n: int, width: int
     rows = np.sort(rng.choice(matrix.shape[0], size=min(n, matrix.shape[0]), replace=False))
     correct = rng.random(len(rows)) < 0.7
     min_count = max(1, len(rows) // 3)
-    got = MatrixBits(matrix, names).class_bits("c", rows, correct, min_count=min_count)
+    got = _pack_one(matrix, names, rows, correct, min_count)
     cols, bits, ebits = _reference(np.asarray(matrix), rows, correct, names, min_count)
     assert list(got.names) == list(names[cols])
     assert list(got.names) == sorted(got.names)
@@ -77,21 +90,28 @@ def test_pairs_and_matrix_pack_the_same_class() -> None:
         np.testing.assert_array_equal(getattr(from_pairs, field), getattr(from_matrix, field))
 
 
-def test_search_is_the_same_whatever_the_frame_layout() -> None:
+@pytest.mark.parametrize("grouped", [False, True])
+def test_search_is_the_same_whatever_the_frame_layout(grouped: bool) -> None:
+    """Row-major and tag-major frames (the latter packed by one sweep), with the classes' samples
+    scattered or grouped in runs, give the same modes, also on 2 threads."""
     rng = np.random.default_rng(5)
     n = 600
     values = rng.random((n, 15)) < 0.35
     index = pd.Index([f"s{i}" for i in range(n)], name="id")
     columns = [f"tag{j:02d}" for j in range(15)]
-    labels = pd.Series(rng.choice(["b", "a", "c"], n), index=index)  # classes not grouped
+    classes = np.repeat(["a", "b", "c"], [200, 157, 243]) if grouped else rng.choice(["b", "a", "c"], n)
+    labels = pd.Series(classes, index=index)
     correct = pd.Series(~(values[:, 0] & values[:, 1]) | (rng.random(n) < 0.2), index=index)
     settings = {"min_size": 15, "min_drop": 0.2}
     frames = [
         pd.DataFrame(np.ascontiguousarray(values), index=index, columns=columns),
         pd.DataFrame(np.asfortranarray(values), index=index, columns=columns),
+        pd.DataFrame({c: values[:, j] for j, c in enumerate(columns)}, index=index),  # by column
         pd.DataFrame({c: values[:, j].astype(np.int8) for j, c in enumerate(columns)}, index=index),
     ]
+    assert not frames[2].to_numpy().flags.c_contiguous  # tag-major, as from Parquet
     results = [primekit.find_failure_modes(f, labels, correct, **settings) for f in frames]
+    results.append(primekit.find_failure_modes(frames[2], labels, correct, n_jobs=2, **settings))
     assert len(results[0]) > 0
     for other in results[1:]:
         pd.testing.assert_frame_equal(results[0], other)
@@ -106,7 +126,38 @@ def test_rows_in_any_order_are_packed_in_that_order(layout: str) -> None:
     names = np.array([f"t{j:02d}" for j in range(16)], dtype=object)
     rows = np.concatenate([[100], 101 + rng.permutation(148), [249]])  # 100..249, middle shuffled
     correct = rng.random(150) < 0.7
-    got = MatrixBits(matrix, names).class_bits("c", rows, correct, min_count=1)
+    got = _pack_one(matrix, names, rows, correct, 1)
     cols, bits, ebits = _reference(base, rows, correct, names, 1)
     np.testing.assert_array_equal(got.bits, bits)
     np.testing.assert_array_equal(got.ebits, ebits)
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("sizes", [(64, 128, 64), (1, 63, 65, 200, 7), (700, 5, 130)])
+def test_tag_major_bits_pack_every_class_as_the_row_packer_does(grouped: bool, sizes) -> None:
+    """All classes of a Fortran-ordered matrix in one sweep: the same candidates, bit rows, error
+    rows and walk as packing each class on its own; classes grouped in runs or scattered, sizes
+    on and off the 64-sample words, a class without errors, and samples of no class."""
+    rng = np.random.default_rng(sum(sizes) + grouped)
+    n_extra = 37  # samples of no class, interleaved
+    n = sum(sizes) + n_extra
+    base = rng.random((n, 21)) < 0.3
+    names = np.array([f"t{(5 * j) % 21:02d}" for j in range(21)], dtype=object)
+    label = np.repeat(np.arange(len(sizes) + 1), (*sizes, n_extra))
+    if not grouped:
+        label = rng.permutation(label)
+    correct = rng.random(n) < 0.75
+    correct[label == 1] = True  # one class without errors
+    rows = [np.flatnonzero(label == k) for k in range(len(sizes))]
+    classes = [f"c{k}" for k in range(len(sizes))]
+    packed = TagMajorBits(np.asfortranarray(base), names, classes, rows, correct)
+    by_row = MatrixBits(np.ascontiguousarray(base), names)
+    for k, r in enumerate(rows):
+        got = packed.class_bits(k, min_count=3)
+        want = by_row.class_bits(f"c{k}", r, correct[r], min_count=3)
+        assert got.label == want.label and got.n == want.n == len(r)
+        assert list(got.names) == list(want.names)
+        np.testing.assert_array_equal(got.bits, want.bits)
+        np.testing.assert_array_equal(got.ebits, want.ebits)
+        np.testing.assert_array_equal(got.walk, want.walk)
+        assert got.accuracy == pytest.approx(want.accuracy)
