@@ -35,7 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check primekit tests benchmarks
+	$(VENV)/bin/ruff check primekit tests benchmarks notebooks
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -139,3 +139,24 @@ def test_duplicate_ids_are_found_sorted_or_not(ids: list) -> None:
     tags = pd.DataFrame({"t": [True] * 5}, index=pd.Index(ids + ids[-1:], name="id"))
     with pytest.raises(ValueError, match="tags: duplicate sample id"):
         primekit.TaggedSplit(tags, pd.Series(["x"] * 5, index=tags.index))
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", "b", "a", "a", "a", "c"],  # grouped: one run per class
+        ["b", "a", "b", "c", "a", "a"],  # a class in two runs
+        ["z"],
+        ["b", "a"],
+    ],
+)
+def test_class_codes_of_arrow_labels_grouped_or_not_equal_those_of_objects(values) -> None:
+    from primekit._validation import class_codes
+
+    arrow = pd.Series(values, dtype="string[pyarrow]")
+    plain = pd.Series(values, dtype=object)
+    codes, classes = class_codes(arrow)
+    want_codes, want_classes = class_codes(plain)
+    assert classes == want_classes == sorted(set(values))
+    np.testing.assert_array_equal(codes, want_codes)
+    assert [classes[c] for c in codes] == values
