@@ -97,6 +97,76 @@ def _accuracy(correct):
 
 
 @njit(cache=True, nogil=True)
+def compress_stages(masks):
+    """Per mask, the 6 stages of Hacker's Delight's ``compress`` (section 7-4): with them,
+    :func:`compress` of any word by that mask is 6 branch-free steps. (x86's ``pext`` does it
+    in one instruction, but is slow on some CPUs and absent on others.)"""
+    stages = np.empty((masks.shape[0], 6), np.uint64)
+    one = np.uint64(1)
+    for j in range(masks.shape[0]):
+        m = masks[j]
+        mk = ~m << one  # count the zeros of m to the right
+        for i in range(6):
+            mp = mk ^ (mk << one)  # parallel suffix
+            mp ^= mp << np.uint64(2)
+            mp ^= mp << np.uint64(4)
+            mp ^= mp << np.uint64(8)
+            mp ^= mp << np.uint64(16)
+            mp ^= mp << np.uint64(32)
+            mv = mp & m  # the bits to move
+            stages[j, i] = mv
+            m = (m ^ mv) | (mv >> (one << np.uint64(i)))
+            mk &= ~mp
+    return stages
+
+
+@njit(cache=True, nogil=True, inline="always")
+def compress(x, stages):
+    """The bits of ``x`` under the mask of ``stages`` (:func:`compress_stages`), packed to the
+    low bits in order (x86's ``pext``); ``x`` must lie within the mask."""
+    one = np.uint64(1)
+    for i in range(6):
+        t = x & stages[i]
+        x = (x ^ t) | (t >> (one << np.uint64(i)))
+    return x
+
+
+@njit(cache=True, nogil=True, inline="always")
+def add_error_row(words, wrong, stages, before, out):
+    """OR the misclassified samples of the bit row ``words`` into the error row ``out``: bit ``j``
+    of ``out`` is the ``j``-th sample marked in ``wrong`` (per word; ``before[w]``: how many are
+    marked before word ``w``, ``stages``: :func:`compress_stages` of ``wrong``). ``out`` needs one
+    word past the last error's (a spill-over of zero bits). Returns the number of errors set."""
+    one = np.uint64(1)
+    n = 0
+    for w in range(words.shape[0]):
+        if not wrong[w]:  # also keeps e below the last error: the spill-over stays in ``out``
+            continue
+        hit = compress(words[w] & wrong[w], stages[w])
+        e = before[w]
+        shift = np.uint64(e & 63)
+        out[e >> 6] |= hit << shift
+        out[(e >> 6) + 1] |= (hit >> one) >> (np.uint64(63) - shift)
+        n += np.int64(ctpop(hit))
+    return n
+
+
+@njit(cache=True, nogil=True)
+def error_marks(correct):
+    """The misclassified samples of ``correct`` as bit words, the number of them before each word
+    and the :func:`compress_stages` of the words: what :func:`add_error_row` takes."""
+    n_words = max(1, (correct.shape[0] + 63) // 64)
+    wrong = np.zeros(n_words, np.uint64)
+    for i in range(correct.shape[0]):
+        if not correct[i]:
+            wrong[i >> 6] |= np.uint64(1) << np.uint64(i & 63)
+    before = np.zeros(n_words, np.int64)
+    for w in range(1, n_words):
+        before[w] = before[w - 1] + np.int64(ctpop(wrong[w - 1]))
+    return wrong, before, compress_stages(wrong)
+
+
+@njit(cache=True, nogil=True)
 def _pack_class(rows, tags, correct, n_vocab, min_count):
     """Bit rows of one class's candidate tags (those on >= ``min_count`` of its samples).
 
@@ -163,22 +233,9 @@ def _or_shifted(source, line, shift):
         line[j] |= source[j] << shift
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _add_row(matrix, wide, by_word, r, blocks, words, k, last, out):
-    """Row ``r`` as sample ``k`` of the byte blocks (8 tags per uint64 operation with ``by_word``), and
-    :func:`_flush` into ``out`` after every 64th sample and after sample ``last``."""
-    if by_word:
-        _or_shifted(wide[r], words[(k >> 3) & 7], np.uint64(k & 7))
-    else:
-        _or_shifted(matrix[r], blocks[(k >> 3) & 7], np.uint8(k & 7))
-    if (k & 63) == 63 or k == last:
-        _flush(blocks, out, k >> 6)
-
-
 @njit(cache=True, nogil=True)
-def _bits_by_row(matrix, wide, rows, correct, every, every_error):
-    """``every[w, t]`` bit ``i`` = ``matrix[rows[64 w + i], t]``; ``every_error`` the same over the
-    misclassified rows only.
+def _bits_by_row(matrix, wide, rows, every):
+    """``every[w, t]`` bit ``i`` = ``matrix[rows[64 w + i], t]``.
 
     One pass over the rows, in order: row ``i`` goes into bit ``i & 7`` of byte block
     ``(i >> 3) & 7`` (with ``wide``, the matrix's rows as uint64 words, 8 tags per operation), and
@@ -186,18 +243,16 @@ def _bits_by_row(matrix, wide, rows, correct, every, every_error):
     widening each byte to a uint64.
     """
     n = rows.shape[0]
-    n_error = n - np.sum(correct)
     blocks = np.zeros((8, every.shape[1]), np.uint8)
-    error_blocks = np.zeros((8, every.shape[1]), np.uint8)
-    words, error_words = blocks.view(np.uint64), error_blocks.view(np.uint64)
+    words = blocks.view(np.uint64)
     by_word = wide.shape[0] > 0
-    e = 0
     for i in range(n):
-        r = rows[i]
-        _add_row(matrix, wide, by_word, r, blocks, words, i, n - 1, every)
-        if not correct[i]:
-            _add_row(matrix, wide, by_word, r, error_blocks, error_words, e, n_error - 1, every_error)  # fmt: skip
-            e += 1
+        if by_word:
+            _or_shifted(wide[rows[i]], words[(i >> 3) & 7], np.uint64(i & 7))
+        else:
+            _or_shifted(matrix[rows[i]], blocks[(i >> 3) & 7], np.uint8(i & 7))
+        if (i & 63) == 63 or i == n - 1:
+            _flush(blocks, every, i >> 6)
 
 
 @njit(cache=True, nogil=True)
@@ -205,33 +260,32 @@ def _pack_matrix_class(matrix, wide, rows, correct, order, min_count, scratch):
     """:func:`_pack_class` for the rows ``rows`` of a row-major boolean matrix (viewed as uint8).
 
     Candidates come in the order of ``order`` (the tags by name). Every tag is packed over the
-    class's samples and, in the same pass, over its misclassified samples into ``scratch``,
-    word-major, reused across classes (no fresh pages per class); the counts are popcounts, the
-    candidates' rows are then copied out.
+    class's samples into ``scratch``, word-major, reused across classes (no fresh pages per
+    class); the counts are popcounts; the candidates' rows are then copied out, and their error
+    rows drawn from them (:func:`add_error_row`), not packed in a second pass over the matrix.
     """
     n = rows.shape[0]
     n_tags = matrix.shape[1]
     n_words = max(1, (n + 63) // 64)
     every = scratch[:n_words]
-    every_error = scratch[n_words : n_words + max(1, (n - np.sum(correct) + 63) // 64)]
-    every_error[-1] = 0  # an empty error set: one zero word
-    _bits_by_row(matrix, wide, rows, correct, every, every_error)
+    _bits_by_row(matrix, wide, rows, every)
     counts = np.zeros(n_tags, np.int64)
     for w in range(n_words):
         for t in range(n_tags):
             counts[t] += ctpop(every[w, t])
     candidates, _ = _candidates(counts, order, min_count)
     m = candidates.shape[0]
+    wrong, before, stages = error_marks(correct)
+    n_error_words = max(1, (n - np.sum(correct) + 63) // 64)
+    flat = np.zeros(m * n_error_words + 1, np.uint64)  # + the spill-over word
     bits = np.empty((m, n_words), np.uint64)
-    ebits = np.empty((m, every_error.shape[0]), np.uint64)
     errors = np.zeros(m, np.int64)
     for c in range(m):
         t = candidates[c]
         for w in range(n_words):
             bits[c, w] = every[w, t]
-        for w in range(every_error.shape[0]):
-            ebits[c, w] = every_error[w, t]
-            errors[c] += ctpop(ebits[c, w])
+        errors[c] = add_error_row(bits[c], wrong, stages, before, flat[c * n_error_words :])
+    ebits = flat[: m * n_error_words].reshape(m, n_error_words)
     return candidates, bits, ebits, walk_order(errors), _accuracy(correct)
 
 
@@ -272,7 +326,7 @@ class MatrixBits:
 
     def _scratch(self, n: int) -> np.ndarray:
         """This thread's scratch for a class of ``n`` samples: (words, n_tags rounded up to 8)."""
-        rows = 2 * max(1, (n + 63) // 64)
+        rows = max(1, (n + 63) // 64)
         buffer = getattr(self._local, "buffer", None)
         if buffer is None or buffer.shape[0] < rows:
             width = -(-len(self.names) // 8) * 8

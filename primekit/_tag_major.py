@@ -22,7 +22,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ._engine import ctpop, cttz
-from ._packing import ClassBits, class_bits_of, walk_order
+from ._packing import ClassBits, add_error_row, class_bits_of, compress_stages, walk_order
 
 __all__ = ["TagMajorBits"]
 
@@ -155,41 +155,6 @@ def _sweep_by_tag(matrix, dest, sample_class, window_dest, window_class, bits, c
 
 
 @njit(cache=True, nogil=True)
-def _compress_stages(masks):
-    """Per mask, the 6 stages of Hacker's Delight's ``compress`` (section 7-4): with them,
-    :func:`_compress` of any word by that mask is 6 branch-free steps. (x86's ``pext`` does it
-    in one instruction, but is slow on some CPUs and absent on others.)"""
-    stages = np.empty((masks.shape[0], 6), np.uint64)
-    one = np.uint64(1)
-    for j in range(masks.shape[0]):
-        m = masks[j]
-        mk = ~m << one  # count the zeros of m to the right
-        for i in range(6):
-            mp = mk ^ (mk << one)  # parallel suffix
-            mp ^= mp << np.uint64(2)
-            mp ^= mp << np.uint64(4)
-            mp ^= mp << np.uint64(8)
-            mp ^= mp << np.uint64(16)
-            mp ^= mp << np.uint64(32)
-            mv = mp & m  # the bits to move
-            stages[j, i] = mv
-            m = (m ^ mv) | (mv >> (one << np.uint64(i)))
-            mk &= ~mp
-    return stages
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _compress(x, stages):
-    """The bits of ``x`` under the mask of ``stages`` (:func:`_compress_stages`), packed to the
-    low bits in order (x86's ``pext``); ``x`` must lie within the mask."""
-    one = np.uint64(1)
-    for i in range(6):
-        t = x & stages[i]
-        x = (x ^ t) | (t >> (one << np.uint64(i)))
-    return x
-
-
-@njit(cache=True, nogil=True)
 def _cut_classes(counts, order, min_count, bits, words, wrong, before, errors):
     """Every class out of the sweep's rows: its candidates (tags on >= ``min_count`` of its
     samples, in ``order``), their bit rows (its words ``words[k]:words[k + 1]``), their error rows
@@ -231,8 +196,7 @@ def _cut_classes(counts, order, min_count, bits, words, wrong, before, errors):
     rows = np.empty(row_at[-1], np.uint64)
     error_rows = np.zeros(error_at[-1] + 1, np.uint64)  # + a spare word for the spill-over
     error_count = np.zeros(n_entries, np.int64)
-    stages = _compress_stages(wrong)
-    one = np.uint64(1)
+    stages = compress_stages(wrong)
     i = 0
     for t in order:
         line = bits[t]
@@ -242,17 +206,10 @@ def _cut_classes(counts, order, min_count, bits, words, wrong, before, errors):
             n_error_words = max(1, (errors[k] + 63) // 64)
             out = row_at[k] + c * n_words
             error_out = error_at[k] + c * n_error_words
-            n_hits = 0
-            for w in range(n_words):
-                word = line[first + w]
-                rows[out + w] = word
-                # the word's misclassified samples, packed to its low bits, go to error bit e
-                hit = _compress(word & wrong[first + w], stages[first + w])
-                e = before[first + w]
-                shift = np.uint64(e & 63)
-                error_rows[error_out + (e >> 6)] |= hit << shift
-                error_rows[error_out + (e >> 6) + 1] |= (hit >> one) >> (np.uint64(63) - shift)
-                n_hits += ctpop(hit)
+            line_words = line[first : first + n_words]
+            rows[out : out + n_words] = line_words
+            n_hits = add_error_row(line_words, wrong[first:], stages[first:], before[first:],
+                                   error_rows[error_out:])  # fmt: skip
             error_count[candidate_at[k] + c] = n_hits
             i += 1
     walks = np.empty(n_entries, np.int64)

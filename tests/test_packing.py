@@ -161,3 +161,21 @@ def test_tag_major_bits_pack_every_class_as_the_row_packer_does(grouped: bool, s
         np.testing.assert_array_equal(got.ebits, want.ebits)
         np.testing.assert_array_equal(got.walk, want.walk)
         assert got.accuracy == pytest.approx(want.accuracy)
+
+
+@pytest.mark.parametrize("n_errors", [0, 1, 63, 64, 65, 128])
+def test_error_rows_stay_inside_their_buffer_for_any_number_of_errors(n_errors: int) -> None:
+    """Error counts on and off the 64-bit words (the error rows are drawn from the bit rows with
+    a spill-over word): every packer gives the reference's rows, and nothing past them."""
+    rng = np.random.default_rng(n_errors)
+    n = 200
+    base = rng.random((n, 16)) < 0.5
+    names = np.array([f"t{j:02d}" for j in range(16)], dtype=object)
+    correct = np.ones(n, bool)
+    correct[rng.choice(n, n_errors, replace=False)] = False
+    rows = np.arange(n)
+    cols, bits, ebits = _reference(base, rows, correct, names, 1)
+    for matrix in (np.ascontiguousarray(base), np.asfortranarray(base)):
+        got = _pack_one(matrix, names, rows, correct, 1)
+        np.testing.assert_array_equal(got.bits, bits)
+        np.testing.assert_array_equal(got.ebits, ebits)
