@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ._bitsets import open_tag_dataset
@@ -135,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     every = read_samples(samples_path, argument="samples")
     samples = select_split(every, args.split, argument="--split")
-    tags_input = _without_other_splits(tags_path, every, samples) if args.ray is None else tags_path
+    other = _other_split_ids(every, samples)
+    tags_input = _without(tags_path, other) if args.ray is None else tags_path
     index = pd.Index(samples["id"], name="id")
     labels = pd.Series(samples["label"].to_numpy(), index=index, name="label")
     correct = pd.Series(samples["correct"].to_numpy(dtype=bool), index=index, name="correct")
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             address=None if args.ray == "local" else args.ray, min_size=args.min_size,
             min_drop=args.min_drop, necessity=necessity, max_tags=args.max_tags,
             min_tag_count=args.min_tag_count, method=args.method, beam_width=args.beam_width,
-            max_q=None if args.max_q is None else 1.0,
+            max_q=None if args.max_q is None else 1.0, ignore_ids=other,
         )  # fmt: skip
         return _finish(*_filtered(modes, args.max_q), args, labels, started)
     # the long table goes to the search as it is: packed by class from its codes
@@ -168,17 +170,21 @@ def run(args: argparse.Namespace) -> int:
     return _finish(*_filtered(modes, args.max_q), args, labels, started)
 
 
-def _without_other_splits(tags_path: str, every: pd.DataFrame, samples: pd.DataFrame) -> Any:
-    """The tag table without the rows of samples in other splits (read lazily, by a dataset filter).
+def _other_split_ids(every: pd.DataFrame, samples: pd.DataFrame) -> np.ndarray | None:
+    """The ids of the samples in other splits than the one searched (None without ``--split``).
 
     Tags are usually computed once for a whole folder; searching one split must not report the
     other splits' images as ids "without a sample". Ids that are in no split still are.
     """
     if samples is every:  # no --split: nothing to leave out
-        return tags_path
+        return None
     ids = pd.Index(every["id"].astype(str))
-    other = ids[~ids.isin(samples["id"].astype(str))].to_numpy(dtype=object)  # a hash, not a sort
-    if len(other) == 0:
+    return ids[~ids.isin(samples["id"].astype(str))].to_numpy(dtype=object)  # a hash, not a sort
+
+
+def _without(tags_path: str, other: np.ndarray | None) -> Any:
+    """The tag table without the rows of the ids ``other`` (read lazily, by a dataset filter)."""
+    if other is None or len(other) == 0:
         return tags_path
     import pyarrow as pa  # on first use, as in _bitsets: `import primekit` stays fast
     import pyarrow.compute as pc

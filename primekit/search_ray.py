@@ -101,7 +101,7 @@ def _split_rows(fragment_path: str, filesystem: Any, lookup: Any, n_partitions: 
     ids = ids if pa.types.is_string(ids.type) else ids.cast(pa.string())
     position = ids_index.get_indexer(ids.to_numpy(zero_copy_only=False))
     part = np.where(position >= 0, partition_of[np.maximum(position, 0)], -1)
-    stray = table.filter(pa.array(part < 0))
+    stray = table.filter(pa.array(part == -1))  # -2: a sample left out on purpose
     pieces = [table.filter(pa.array(part == p)) for p in range(n_partitions)]
     return [*pieces, stray.column("id").unique().to_pylist(), stray.num_rows]
 
@@ -115,14 +115,18 @@ def _search(samples: pd.DataFrame, rows: Any, threshold: Any, options: dict, max
     """
     import pyarrow as pa
 
-    if isinstance(rows, tuple):  # (dataset path, filesystem, partition column, classes)
+    if isinstance(rows, tuple):  # (dataset path, filesystem, partition column, classes, ignored)
         import pyarrow.dataset as ds
+        import ray
 
-        path, filesystem, column, classes = rows
+        path, filesystem, column, classes, ignored = rows
+        ignored = ray.get(ignored)  # one copy in the object store for every task
         dataset = ds.dataset(path, format="parquet", partitioning="hive", filesystem=filesystem)
+        keep = ds.field(column).isin(classes)
+        if len(ignored):
+            keep = keep & ~ds.field("id").isin(pa.array(ignored, type=pa.string()))
         rows = dataset.to_table(
-            columns=[c for c in ("id", "tag", "score") if c in dataset.schema.names],
-            filter=ds.field(column).isin(classes),
+            columns=[c for c in ("id", "tag", "score") if c in dataset.schema.names], filter=keep
         )
     elif isinstance(rows, list):  # the pieces the map tasks made (object references)
         import ray
@@ -158,6 +162,7 @@ def find_failure_modes_ray(
     address: str | None = None,
     init_kwargs: Mapping[str, Any] | None = None,
     max_q: float | None = None,
+    ignore_ids: Sequence | None = None,
     **options: Any,
 ) -> pd.DataFrame:
     """:func:`primekit.find_failure_modes` on a Ray cluster, one task per partition of classes.
@@ -187,6 +192,9 @@ def find_failure_modes_ray(
         task returns its lattice's p-values and the driver computes them after the gather (with
         :func:`primekit.statistics.conditional_q_values`, the pooled step of
         :func:`primekit.statistics.lattice_statistics`), so they equal the single-process ones.
+    ignore_ids : sequence of ids, optional
+        Samples whose tag rows are left out without being reported as ids without a sample: the
+        other splits of a study when ``samples`` is one split (``primekit search --split``).
     **options
         The search options of :func:`primekit.find_failure_modes` (``min_size``, ``min_drop``,
         ``necessity``, ``max_tags``, ``min_tag_count``, ``method``, ``beam_width``).
@@ -201,6 +209,7 @@ def find_failure_modes_ray(
     if n_partitions is not None:
         n_partitions = check_int(n_partitions, "n_partitions", 1)
     table, dataset, column = _checked(samples, tags, partition_column, options)
+    ignored = _ignored(ignore_ids, table)
     try:
         import ray
     except ImportError:
@@ -223,16 +232,19 @@ def find_failure_modes_ray(
         filesystem, path = dataset.filesystem, str(tags)
         found = {str(v) for v in _partition_values(dataset, column)}
         unknown_classes = tuple(sorted(found - {str(c) for c in classes}))
+        left_out = ray.put(ignored)
         futures = [
             search.remote(
                 groups[p], (path, filesystem, column, [str(c) for c in classes
-                                                       if part_of_class[classes.index(c)] == p]),
+                                                       if part_of_class[classes.index(c)] == p],
+                            left_out),
                 threshold, options, max_q,
             )
             for p in range(n_parts)
         ]  # fmt: skip
-    else:
-        lookup = ray.put((pd.Index(table["id"]), part_of_sample))
+    else:  # an ignored id maps to partition -2: its rows are dropped, not counted as strays
+        ids = pd.Index(np.concatenate([table["id"].to_numpy(dtype=object), ignored]))
+        lookup = ray.put((ids, np.concatenate([part_of_sample, np.full(len(ignored), -2)])))
         split = ray.remote(num_returns=n_parts + 2, num_cpus=1)(_split_rows)
         pieces = [split.remote(f, dataset.filesystem, lookup, n_parts) for f in dataset.files]
         futures = [
@@ -259,6 +271,16 @@ def _checked(samples: Any, tags: Any, partition_column: str | None, options: dic
     table = validate_samples(table)[["id", "label", "correct"]]
     dataset = _dataset(tags)
     return table, dataset, _partition_column(dataset, partition_column)
+
+
+def _ignored(ignore_ids: Sequence | None, samples: pd.DataFrame) -> np.ndarray:
+    """The ids to leave out (as str), without those of the samples searched."""
+    if ignore_ids is None:
+        return np.zeros(0, dtype=object)
+    if isinstance(ignore_ids, (str, bytes)):
+        raise TypeError("ignore_ids: expected a sequence of sample ids, got a single string")
+    ids = pd.Index(pd.Series(list(ignore_ids), dtype=object).astype(str))
+    return ids[~ids.isin(samples["id"].astype(str))].unique().to_numpy(dtype=object)
 
 
 def _partition_values(dataset: Any, column: str) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,34 @@ def test_bad_arguments_fail_before_ray_work(tables, tmp_path):
     with pytest.raises(ValueError, match="partition_column: 'label' is not a partition field"):
         pd.DataFrame({"id": ["a"], "tag": ["t"]}).to_parquet(tmp_path / "t.parquet")
         find_failure_modes_ray(samples, tmp_path / "t.parquet", partition_column="label")
+
+
+def test_a_split_on_ray_leaves_the_other_splits_out_unreported(local_ray, tables, tmp_path, caplog,
+                                                               capsys):
+    """``primekit search --split val --ray``: the other split's images are not strays, in a plain
+    file (map tasks) and in a class-partitioned dataset (each task filters its folders), as in the
+    single process; an id in no split still is."""
+    from primekit.cli import main
+    from primekit.search import read_modes
+
+    samples, long, labels, correct = tables
+    rng = np.random.default_rng(2)
+    split = samples.assign(split=np.where(rng.random(len(samples)) < 0.5, "val", "test"))
+    split.to_csv(tmp_path / "samples.csv", index=False)
+    rows = pd.concat([long, long.iloc[:2].assign(id="nowhere")])
+    rows.to_parquet(tmp_path / "tags.parquet", index=False)
+    first = labels.iloc[0]  # "nowhere" in a class's folder, so that a task reads it
+    by_class = rows.assign(label=pd.concat([labels, pd.Series({"nowhere": first})]).loc[rows["id"]].to_numpy())
+    by_class.to_parquet(tmp_path / "by_class", partition_cols=["label"], index=False)
+    base = ["search", "--samples", str(tmp_path / "samples.csv"), "--split", "val",
+            "--min-size", "20", "--min-drop", "0.2"]
+    assert main([*base, "--tags", str(tmp_path / "tags.parquet"), "--out", str(tmp_path / "a.csv")]) == 0
+    want = read_modes(tmp_path / "a.csv")
+    for name, tags in (("file", tmp_path / "tags.parquet"), ("by class", tmp_path / "by_class")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            out = tmp_path / f"{name}.csv"
+            assert main([*base, "--tags", str(tags), "--out", str(out), "--ray", "local"]) == 0
+        pd.testing.assert_frame_equal(read_modes(out), want, obj=name)
+        said = caplog.text + capsys.readouterr().err
+        assert re.search(r"(?<!\d)1 tagged id\(s\) have no sample", said), name  # "nowhere" only
