@@ -210,13 +210,7 @@ def find_failure_modes_ray(
         n_partitions = check_int(n_partitions, "n_partitions", 1)
     table, dataset, column = _checked(samples, tags, partition_column, options)
     ignored = _ignored(ignore_ids, table)
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("ray: Ray is not installed; pip install 'primekit[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=address, **dict(init_kwargs or {}))
-
+    ray = _connect(address, init_kwargs)
     classes = sorted_classes(table["label"].to_numpy(dtype=object))
     codes = pd.Index(classes).get_indexer(table["label"].to_numpy(dtype=object))
     cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -225,9 +219,7 @@ def find_failure_modes_ray(
     part_of_sample = part_of_class[codes]
     groups = [table[part_of_sample == p] for p in range(n_parts)]
     search = ray.remote(num_cpus=1)(_search)
-    stray_ids: set = set()
-    stray_rows = 0
-    unknown_classes: tuple = ()
+    stray_ids, stray_rows, unknown_classes = set(), 0, ()
     if column is not None:
         filesystem, path = dataset.filesystem, str(tags)
         found = {str(v) for v in _partition_values(dataset, column)}
@@ -258,6 +250,17 @@ def find_failure_modes_ray(
     results = ray.get(futures)
     modes = _gather(results, table, classes, stray_ids, stray_rows, unknown_classes)
     return modes if max_q is None else _with_q_values(modes, [r[2] for r in results], max_q)
+
+
+def _connect(address: str | None, init_kwargs: Mapping[str, Any] | None) -> Any:
+    """The ``ray`` module, connected to ``address`` (or a running or new local instance)."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("ray: Ray is not installed; pip install 'primekit[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, **dict(init_kwargs or {}))
+    return ray
 
 
 def _checked(samples: Any, tags: Any, partition_column: str | None, options: dict) -> tuple:
