@@ -28,7 +28,7 @@ from numba import njit
 
 from ._engine import ctpop
 
-__all__ = ["ClassBits", "MatrixBits", "class_bits_of", "pack_pairs", "walk_order"]
+__all__ = ["ClassBits", "MatrixBits", "check_rows", "class_bits_of", "pack_pairs", "walk_order"]
 
 _NO_WIDE = np.zeros((0, 0), np.uint64)
 
@@ -268,6 +268,7 @@ def _pack_matrix_class(matrix, wide, rows, correct, order, min_count, scratch):
     n_tags = matrix.shape[1]
     n_words = max(1, (n + 63) // 64)
     every = scratch[:n_words]
+    every[n_words - 1] = 0  # no sample, no flush: the one word must still be empty
     _bits_by_row(matrix, wide, rows, every)
     counts = np.zeros(n_tags, np.int64)
     for w in range(n_words):
@@ -287,6 +288,18 @@ def _pack_matrix_class(matrix, wide, rows, correct, order, min_count, scratch):
         errors[c] = add_error_row(bits[c], wrong, stages, before, flat[c * n_error_words :])
     ebits = flat[: m * n_error_words].reshape(m, n_error_words)
     return candidates, bits, ebits, walk_order(errors), _accuracy(correct)
+
+
+def check_rows(rows: np.ndarray, n_samples: int, correct: np.ndarray, n_correct: int) -> None:
+    """A ValueError unless ``rows`` are positions below ``n_samples`` and ``correct`` has
+    ``n_correct`` values (the kernels do not check bounds: a mismatch would write past their
+    buffers)."""
+    if len(correct) != n_correct:
+        raise ValueError(f"correct: expected {n_correct} values, got {len(correct)}")
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_samples):
+        raise ValueError(
+            f"rows: expected sample positions in [0, {n_samples}), got {rows.min()}..{rows.max()}"
+        )
 
 
 def class_bits_of(label: Any, names: np.ndarray, packed: tuple, n: int) -> ClassBits:
@@ -340,6 +353,7 @@ class MatrixBits:
         """Pack the samples ``rows`` (positions, in order) whose correctness is ``correct``."""
         rows = np.asarray(rows, dtype=np.int64)
         correct = np.asarray(correct, dtype=np.bool_)
+        check_rows(rows, self.matrix.shape[0], correct, len(rows))  # one value per row packed
         packed = _pack_matrix_class(
             self.matrix, self.wide, rows, correct, self.order, min_count, self._scratch(len(rows))
         )

@@ -22,7 +22,14 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ._engine import ctpop, cttz
-from ._packing import ClassBits, add_error_row, class_bits_of, compress_stages, walk_order
+from ._packing import (
+    ClassBits,
+    add_error_row,
+    check_rows,
+    class_bits_of,
+    compress_stages,
+    walk_order,
+)
 
 __all__ = ["TagMajorBits"]
 
@@ -229,7 +236,8 @@ class TagMajorBits:
     each tag's line is read once, in order (:func:`_sweep_by_tag`), into the bit rows of every
     class (each class's words start at a word boundary), with the per-class tag counts from the
     same pass; a class's error rows are then drawn from its candidates' rows
-    (:func:`_cut_classes`). Memory: the bit rows, 1/8 of the boolean matrix.
+    (:func:`_cut_classes`). Memory: the bit rows of every tag, 1/8 of the boolean matrix (each
+    class padded to whole 64-bit words), plus a copy of the candidates' rows once cut.
 
     ``class_bits(k, min_count=...)`` packs class ``k`` (the interface of
     :class:`primekit._bitsets.LongTags`).
@@ -251,7 +259,9 @@ class TagMajorBits:
         self.order = np.argsort(self.names, kind="stable").astype(np.int64)
         self.n = np.array([len(r) for r in class_rows], dtype=np.int64)
         rows = np.concatenate(class_rows).astype(np.int64) if class_rows else np.zeros(0, np.int64)
-        layout = _sweep_layout(rows, self.n, np.asarray(correct, dtype=np.bool_), lines.shape[1])
+        correct = np.asarray(correct, dtype=np.bool_)
+        check_rows(rows, lines.shape[1], correct, lines.shape[1])  # one value per sample
+        layout = _sweep_layout(rows, self.n, correct, lines.shape[1])
         dest, sample_class, window_dest, window_class = layout[:4]
         self.words, self.wrong, self.before, self.errors = layout[4:]
         self.bits = np.zeros((lines.shape[0], self.words[-1] + 1), np.uint64)  # + a spare word
@@ -265,12 +275,12 @@ class TagMajorBits:
 
         The first call cuts every class out at once (:func:`_cut_classes`) for this ``min_count``.
         """
-        with self._lock:
+        with self._lock:  # the cut is read under the lock too: another min_count may replace it
             if self._cut[0] != min_count:
                 cut = _cut_classes(self.counts, self.order, min_count, self.bits, self.words,
                                    self.wrong, self.before, self.errors)  # fmt: skip
                 self._cut = (min_count, cut)
-        candidate_at, candidates, row_at, rows, error_at, error_rows, walks = self._cut[1]
+            candidate_at, candidates, row_at, rows, error_at, error_rows, walks = self._cut[1]
         lo, hi = candidate_at[k], candidate_at[k + 1]
         m, n = hi - lo, int(self.n[k])
         packed = (

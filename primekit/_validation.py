@@ -270,10 +270,11 @@ def _grouped_codes(values: Any) -> tuple[np.ndarray, list] | None:
     One comparison of neighbours finds the runs: a third of the time of hashing every label
     (``dictionary_encode``: 0.94 vs 0.33 ms for Living17's 88,400 labels).
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(values)
-    if n < 2:
+    if n < 2 or pa.types.is_floating(values.type):  # NaN != NaN: each would be a run of its own
         return None
     change = pc.not_equal(values.slice(1), values.slice(0, n - 1)).to_numpy(zero_copy_only=False)
     firsts = np.concatenate([[0], np.flatnonzero(change) + 1])

@@ -190,7 +190,8 @@ def _without(tags_path: str, other: np.ndarray | None) -> Any:
     import pyarrow.compute as pc
 
     dataset = open_tag_dataset(Path(tags_path), "--tags")
-    return dataset.filter(~pc.field("id").isin(pa.array(other, type=pa.string())))
+    # ids compared as strings, as the search compares them (a tagger may write integer ids)
+    return dataset.filter(~pc.field("id").cast(pa.string()).isin(pa.array(other, pa.string())))
 
 
 def _filtered(modes: pd.DataFrame, max_q: float | None) -> tuple[pd.DataFrame, str]:

@@ -124,7 +124,7 @@ def _search(samples: pd.DataFrame, rows: Any, threshold: Any, options: dict, max
         dataset = ds.dataset(path, format="parquet", partitioning="hive", filesystem=filesystem)
         keep = ds.field(column).isin(classes)
         if len(ignored):
-            keep = keep & ~ds.field("id").isin(pa.array(ignored, type=pa.string()))
+            keep = keep & ~ds.field("id").cast(pa.string()).isin(pa.array(ignored, pa.string()))
         rows = dataset.to_table(
             columns=[c for c in ("id", "tag", "score") if c in dataset.schema.names], filter=keep
         )

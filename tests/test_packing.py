@@ -179,3 +179,21 @@ def test_error_rows_stay_inside_their_buffer_for_any_number_of_errors(n_errors: 
         got = _pack_one(matrix, names, rows, correct, 1)
         np.testing.assert_array_equal(got.bits, bits)
         np.testing.assert_array_equal(got.ebits, ebits)
+
+
+def test_a_class_without_samples_and_inconsistent_rows_or_correctness() -> None:
+    """No sample: no candidate and no stale scratch bits; rows out of range or a correctness
+    of another length are refused (the kernels do not check bounds)."""
+    rng = np.random.default_rng(1)
+    matrix = rng.random((100, 8)) < 0.9
+    names = np.array([f"t{j}" for j in range(8)], dtype=object)
+    packer = MatrixBits(matrix, names)
+    packer.class_bits("full", np.arange(100), np.ones(100, bool), min_count=1)  # fills the scratch
+    empty = packer.class_bits("none", np.zeros(0, np.int64), np.zeros(0, bool), min_count=0)
+    assert not empty.bits.any() and not empty.ebits.any() and empty.n == 0
+    with pytest.raises(ValueError, match="rows: expected sample positions in"):
+        packer.class_bits("c", np.array([5, 100]), np.ones(2, bool), min_count=1)
+    with pytest.raises(ValueError, match="correct: expected 3 values, got 2"):
+        packer.class_bits("c", np.arange(3), np.ones(2, bool), min_count=1)
+    with pytest.raises(ValueError, match="correct: expected 100 values"):
+        TagMajorBits(np.asfortranarray(matrix), names, ["c"], [np.arange(10)], np.ones(10, bool))

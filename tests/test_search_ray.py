@@ -181,3 +181,40 @@ def test_a_split_on_ray_leaves_the_other_splits_out_unreported(local_ray, tables
         pd.testing.assert_frame_equal(read_modes(out), want, obj=name)
         said = caplog.text + capsys.readouterr().err
         assert re.search(r"(?<!\d)1 tagged id\(s\) have no sample", said), name  # "nowhere" only
+
+
+def test_a_split_with_integer_ids_on_ray_and_in_one_process(local_ray, tables, tmp_path):
+    """A tagger may write integer ids: leaving the other split out compares them as strings, in
+    the dataset filters of the class-partitioned Ray tasks and of the single-process CLI."""
+    from primekit.cli import main
+    from primekit.search import read_modes
+
+    samples, long, labels, correct = tables
+    number = {s: i for i, s in enumerate(labels.index)}
+    split = samples.assign(id=samples["id"].map(number),
+                           split=np.where(np.arange(len(samples)) % 2, "val", "test"))
+    split.to_csv(tmp_path / "samples.csv", index=False)
+    rows = long.assign(id=long["id"].map(number).astype("int64"))
+    rows.to_parquet(tmp_path / "tags.parquet", index=False)
+    rows.assign(label=labels.loc[long["id"]].to_numpy()).to_parquet(
+        tmp_path / "by_class", partition_cols=["label"], index=False
+    )
+    val = split[split["split"] == "val"].assign(id=lambda f: f["id"].astype(str))
+    other = split.loc[split["split"] == "test", "id"].astype(str)
+    got = find_failure_modes_ray(val, tmp_path / "by_class", ignore_ids=other, **OPTIONS)
+    assert main(["search", "--samples", str(tmp_path / "samples.csv"), "--split", "val",
+                 "--min-size", "20", "--min-drop", "0.2", "--tags", str(tmp_path / "tags.parquet"),
+                 "--out", str(tmp_path / "one.csv")]) == 0  # fmt: skip
+    one = read_modes(tmp_path / "one.csv")
+    assert len(got) > 0 and got.attrs["join"]["stray_ids"] == 0
+    key = ["class", "tags", "size", "accuracy"]
+    assert got[key].astype(str).values.tolist() == one[key].astype(str).values.tolist()
+    # a small table, one row group per class: Arrow prunes by the id statistics, which cannot
+    # compare an int64 column with string ids unless the column is cast
+    small = pd.DataFrame({"id": np.arange(60), "tag": "a", "label": np.repeat(["x", "y"], 30)})
+    small.to_parquet(tmp_path / "small", partition_cols=["label"], index=False)
+    kept = pd.DataFrame({"id": [str(i) for i in range(0, 60, 2)], "label": np.repeat(["x", "y"], 15),
+                         "correct": True})
+    ignored = [str(i) for i in range(1, 60, 2)]
+    found = find_failure_modes_ray(kept, tmp_path / "small", ignore_ids=ignored, min_size=5)
+    assert found.attrs["join"]["stray_ids"] == 0 and found.attrs["join"]["untagged_samples"] == 0

@@ -160,3 +160,14 @@ def test_class_codes_of_arrow_labels_grouped_or_not_equal_those_of_objects(value
     assert classes == want_classes == sorted(set(values))
     np.testing.assert_array_equal(codes, want_codes)
     assert [classes[c] for c in codes] == values
+
+
+def test_class_codes_of_arrow_float_labels_with_nan_keep_one_nan_class() -> None:
+    """NaN != NaN: a comparison of neighbours would make every NaN a class of its own."""
+    import pyarrow as pa
+
+    from primekit._validation import class_codes
+
+    labels = pd.Series(pd.arrays.ArrowExtensionArray(pa.array([np.nan, np.nan, 1.0, 1.0])))
+    codes, classes = class_codes(labels)
+    assert len(classes) == 2 and codes[0] == codes[1] != codes[2] == codes[3]
