@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -330,7 +331,10 @@ def sliceline_topk(tags: pd.DataFrame, labels: pd.Series, correct: pd.Series, *,
     if unknown:
         raise TypeError(f"sliceline_topk: unexpected keyword argument(s) {sorted(unknown)}")
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = SLICELINE_MEMORY if hard == resource.RLIM_INFINITY else min(SLICELINE_MEMORY, hard)
+    # at least 2 GiB above what the process maps already: a process that maps more than the cap
+    # (a Ray session earlier in a test run reserves ~14 GB) would otherwise hang on its next mmap
+    cap = max(SLICELINE_MEMORY, _mapped_bytes() + 2 * 2**30)
+    cap = cap if hard == resource.RLIM_INFINITY else min(cap, hard)
     if soft == resource.RLIM_INFINITY or soft > cap:
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     min_count = min_size if min_tag_count is None else min_tag_count
@@ -346,6 +350,16 @@ def sliceline_topk(tags: pd.DataFrame, labels: pd.Series, correct: pd.Series, *,
     finally:  # the cap is for the search only, not for the caller's process afterwards
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     return _frame(rows)
+
+
+def _mapped_bytes() -> int:
+    """The address space this process maps now (``VmSize``; 0 where /proc is not there)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _slice_rows(cls, predicates, x: np.ndarray, ok: np.ndarray, names: list) -> list[dict]:

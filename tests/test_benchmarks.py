@@ -206,3 +206,19 @@ def test_overhead_splits_a_call_into_the_kernel_and_its_parts(tmp_path, scenario
         assert "pack classes (bitsets)" not in phases
     assert sum(parts) + phases["kernel"] == pytest.approx(phases["total"])
     assert "overhead" in done.stdout and f"{scenario} [after]" in done.stdout
+
+
+def test_sliceline_peer_runs_in_a_process_that_maps_more_than_its_cap():
+    """The peer's address-space cap leaves room above what the process maps already: a process
+    with 9 GiB reserved (a Ray session in the same test run reserves ~14 GB) still runs it."""
+    code = (
+        "import mmap, sys; sys.path.insert(0, sys.argv[1]); reserved = mmap.mmap(-1, 9 << 30)\n"
+        "from generate import Scenario, generate; from peers import TIMING_ONLY\n"
+        "tags, labels, correct = generate(Scenario(2, 300, tags_per_class=8, mean_tags=3.0, seed=2))\n"
+        "out = TIMING_ONLY['SliceLine top-K'](tags, labels, correct, min_size=20, k=5)\n"
+        "print(len(out))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(BENCH)], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) > 0
